@@ -1,0 +1,201 @@
+//! CloudEvents request bodies → validated envelopes, all or nothing.
+
+use std::collections::HashMap;
+
+use ats_events::cloudevents::{json_type, parse_cloud_event};
+use ats_events::{Envelope, FieldError};
+use serde_json::Value;
+
+/// Bounds on what one request may carry.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Most events in one batch.
+    pub max_batch: usize,
+    /// Deepest JSON nesting accepted (guards the parser's stack and the log's size).
+    pub max_depth: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_batch: 10_000,
+            max_depth: 32,
+        }
+    }
+}
+
+/// Why a request body was rejected. Nothing of a rejected body is appended.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum IntakeError {
+    /// The body is not JSON.
+    #[error("malformed JSON: {0}")]
+    Malformed(String),
+    /// An event breaks a rule; `field` is its full path (`events[3].data.score`).
+    #[error("{0}")]
+    Invalid(FieldError),
+    /// The batch holds no event.
+    #[error("the batch is empty")]
+    Empty,
+    /// The batch holds more events than allowed.
+    #[error("the batch has {count} events, the limit is {limit}")]
+    TooLarge {
+        /// Events sent.
+        count: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// One id twice in the batch, with different content.
+    #[error("event id {id} appears twice in the batch with different content (events[{first}] and events[{second}])")]
+    ConflictInBatch {
+        /// The event id.
+        id: String,
+        /// Index of its first occurrence.
+        first: usize,
+        /// Index of the conflicting one.
+        second: usize,
+    },
+}
+
+impl IntakeError {
+    /// The field the error is about, when there is one.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            Self::Invalid(e) => Some(&e.field),
+            _ => None,
+        }
+    }
+}
+
+/// Parses a body holding one CloudEvent (an object) or a batch (an array).
+///
+/// Errors in a single event name fields from the event (`data.score`); in a batch they are
+/// prefixed with the index (`events[3].data.score`). A retry of the same event inside one batch
+/// is kept once; the same id with different content is rejected.
+pub fn parse_body(body: &[u8], limits: &Limits) -> Result<Vec<Envelope>, IntakeError> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| IntakeError::Malformed(e.to_string()))?;
+    parse_value(value, limits)
+}
+
+/// [`parse_body`] for an already parsed JSON value.
+pub fn parse_value(value: Value, limits: &Limits) -> Result<Vec<Envelope>, IntakeError> {
+    check_depth(&value, limits.max_depth)?;
+    match value {
+        Value::Array(items) => parse_batch(items, limits),
+        Value::Object(_) => Ok(vec![parse_cloud_event(value).map_err(IntakeError::Invalid)?]),
+        other => Err(IntakeError::Invalid(FieldError::new(
+            "",
+            format!(
+                "the body must be a CloudEvent object or an array of them, got {}",
+                json_type(&other)
+            ),
+        ))),
+    }
+}
+
+fn parse_batch(items: Vec<Value>, limits: &Limits) -> Result<Vec<Envelope>, IntakeError> {
+    if items.is_empty() {
+        return Err(IntakeError::Empty);
+    }
+    if items.len() > limits.max_batch {
+        return Err(IntakeError::TooLarge {
+            count: items.len(),
+            limit: limits.max_batch,
+        });
+    }
+    let mut events: Vec<Envelope> = Vec::with_capacity(items.len());
+    let mut seen: HashMap<uuid::Uuid, (usize, u64)> = HashMap::with_capacity(items.len());
+    for (index, item) in items.into_iter().enumerate() {
+        let event = parse_cloud_event(item)
+            .map_err(|e| IntakeError::Invalid(e.within(&format!("events[{index}]"))))?;
+        let digest = event.content_digest();
+        match seen.get(&event.id) {
+            Some(&(_, first_digest)) if first_digest == digest => continue,
+            Some(&(first, _)) => {
+                return Err(IntakeError::ConflictInBatch {
+                    id: event.id.to_string(),
+                    first,
+                    second: index,
+                })
+            }
+            None => {
+                seen.insert(event.id, (index, digest));
+                events.push(event);
+            }
+        }
+    }
+    Ok(events)
+}
+
+fn check_depth(value: &Value, max_depth: usize) -> Result<(), IntakeError> {
+    fn depth(value: &Value) -> usize {
+        match value {
+            Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+            Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+    let found = depth(value);
+    if found > max_depth {
+        return Err(IntakeError::Invalid(FieldError::new(
+            "",
+            format!("JSON nesting depth {found} exceeds the limit of {max_depth}"),
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(id: &str, score: Value) -> Value {
+        json!({"specversion":"1.0","id":id,"type":"ats.skill.assessed","source":"test",
+               "time":"2026-11-01T10:00:00Z","subject":"op",
+               "data":{"operator_id":"op","skill":"recon","score":score}})
+    }
+
+    #[test]
+    fn batch_errors_name_the_index_and_field() {
+        let body = json!([event("a", json!(0.5)), event("b", json!(2.0))]);
+        let err = parse_value(body, &Limits::default()).unwrap_err();
+        assert_eq!(err.field(), Some("events[1].data.score"));
+        assert!(err.to_string().contains("must be within 0..=1"), "{err}");
+    }
+
+    #[test]
+    fn single_event_errors_name_the_field() {
+        let err = parse_value(event("a", json!("high")), &Limits::default()).unwrap_err();
+        assert_eq!(err.field(), Some("data.score"));
+    }
+
+    #[test]
+    fn retry_inside_a_batch_is_kept_once_and_conflict_rejected() {
+        let same = json!([event("a", json!(0.5)), event("a", json!(0.5))]);
+        assert_eq!(parse_value(same, &Limits::default()).unwrap().len(), 1);
+        let conflict = json!([event("a", json!(0.5)), event("a", json!(0.6))]);
+        assert!(matches!(
+            parse_value(conflict, &Limits::default()),
+            Err(IntakeError::ConflictInBatch { first: 0, second: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        let limits = Limits { max_batch: 2, max_depth: 8 };
+        let three = json!([event("a", json!(0.1)), event("b", json!(0.1)), event("c", json!(0.1))]);
+        assert_eq!(
+            parse_value(three, &limits),
+            Err(IntakeError::TooLarge { count: 3, limit: 2 })
+        );
+        assert_eq!(parse_value(json!([]), &limits), Err(IntakeError::Empty));
+        let mut deep = json!(1);
+        for _ in 0..10 {
+            deep = json!([deep]);
+        }
+        assert!(parse_value(deep, &limits).unwrap_err().to_string().contains("nesting depth"));
+        assert!(matches!(parse_body(b"{not json", &limits), Err(IntakeError::Malformed(_))));
+        assert!(parse_body(b"42", &limits).unwrap_err().to_string().contains("got a number"));
+    }
+}

@@ -1,0 +1,77 @@
+//! The envelope every event travels in.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::payload::{EventKind, Payload};
+use crate::time::Timestamp;
+
+/// An event's identity and idempotency key.
+pub type EventId = Uuid;
+
+/// The schema version this build writes. Older versions are upcast on read ([`crate::codec`]).
+pub const CURRENT_SCHEMA: u16 = 1;
+
+/// One event as stored on the log.
+///
+/// The kind is the tag of [`Payload`]. The log assigns positions; they are not part of the
+/// envelope, so the same envelope has the same bytes in every backend.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Idempotency key: a UUID from the producer, or a UUID v5 derived from its string id.
+    pub id: EventId,
+    /// Schema version of the payload.
+    pub schema: u16,
+    /// When it happened, according to the producer. Folds take time from here.
+    pub occurred_at: Timestamp,
+    /// When the log accepted it (set at append; zero before).
+    pub recorded_at: Timestamp,
+    /// Who produced it (CloudEvents `source`).
+    pub source: String,
+    /// The operator the event is about, where the kind has one.
+    #[serde(default)]
+    pub operator_id: Option<String>,
+    /// Kind and data.
+    pub payload: Payload,
+}
+
+impl Envelope {
+    /// A new envelope at the current schema, not yet recorded.
+    pub fn new(
+        id: EventId,
+        occurred_at: Timestamp,
+        source: impl Into<String>,
+        payload: Payload,
+    ) -> Self {
+        Self {
+            id,
+            schema: CURRENT_SCHEMA,
+            occurred_at,
+            recorded_at: Timestamp::default(),
+            source: source.into(),
+            operator_id: payload.operator_id().map(str::to_owned),
+            payload,
+        }
+    }
+
+    /// The event's kind.
+    pub fn kind(&self) -> EventKind {
+        self.payload.kind()
+    }
+
+    /// A digest of everything the producer said (all but `recorded_at`).
+    ///
+    /// Two submissions with the same id and the same digest are the same event (a retry);
+    /// the same id with another digest is a conflict.
+    pub fn content_digest(&self) -> u64 {
+        let mut unrecorded = self.clone();
+        unrecorded.recorded_at = Timestamp::default();
+        // Encoding a value built only of maps, strings and numbers cannot fail.
+        let bytes = rmp_serde::to_vec_named(&unrecorded).unwrap_or_default();
+        let hash = Sha256::digest(&bytes);
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&hash[..8]);
+        u64::from_be_bytes(first)
+    }
+}

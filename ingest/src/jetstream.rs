@@ -1,0 +1,422 @@
+//! The NATS JetStream log, for deployments on many machines.
+//!
+//! A batch is published as **one** JetStream message (a record: an array of encoded events),
+//! because JetStream 2.9 has no multi-message transaction: one message is all or nothing for
+//! every reader, so a crash mid-append can never leave half a batch in the stream.
+//! `Nats-Msg-Id` is the event id for a one-event batch and a digest of the ids and contents
+//! for a larger one, so a retried append inside the server's duplicate window is dropped by
+//! the server; beyond it, projectors skip ids they have applied ([`EventLog::may_hold_duplicates`]).
+//!
+//! Positions pack the stream sequence and the index inside the record:
+//! `position = sequence << 16 | index`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream};
+use async_nats::HeaderMap;
+use ats_events::{codec, Envelope, Timestamp};
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+
+use crate::log::{dedup_batch, AppendOutcome, EventLog, EventStream, LogError, Position, StoredEvent};
+
+/// Bits of a position that hold the index inside a record.
+pub const INDEX_BITS: u32 = 16;
+/// Most events in one record.
+pub const MAX_RECORD_EVENTS: usize = 1 << INDEX_BITS;
+/// Header carrying the number of events in a record.
+pub const COUNT_HEADER: &str = "Ats-Count";
+
+/// The position of event `index` of the record at stream `sequence`.
+pub fn position(sequence: u64, index: usize) -> Position {
+    (sequence << INDEX_BITS) | index as u64
+}
+
+/// The stream sequence of the record holding `position`.
+pub fn sequence_of(position: Position) -> u64 {
+    position >> INDEX_BITS
+}
+
+/// How to reach the stream.
+#[derive(Debug, Clone)]
+pub struct JetStreamConfig {
+    /// NATS server URL(s), comma-separated.
+    pub url: String,
+    /// Stream name.
+    pub stream: String,
+    /// Subject prefix; records go to `<prefix>.<kind>.<operator>`.
+    pub subject_prefix: String,
+    /// Replicas (3 in a cluster).
+    pub replicas: usize,
+    /// Path of a `.creds` file for a secured cluster.
+    pub credentials: Option<std::path::PathBuf>,
+}
+
+impl Default for JetStreamConfig {
+    fn default() -> Self {
+        Self {
+            url: "nats://127.0.0.1:4222".into(),
+            stream: "ATS_EVENTS".into(),
+            subject_prefix: "ats.events".into(),
+            replicas: 1,
+            credentials: None,
+        }
+    }
+}
+
+/// The JetStream event log.
+pub struct JetStreamLog {
+    /// The JetStream context (shares the client's connection, which reconnects by itself).
+    context: jetstream::Context,
+    /// The stream's name and subjects, reconciled at start-up.
+    config: JetStreamConfig,
+    /// The raw client, for the intake subscription and health.
+    client: async_nats::Client,
+}
+
+fn unavailable(err: impl std::fmt::Display) -> LogError {
+    LogError::Unavailable(err.to_string())
+}
+
+/// A subject token made of safe characters (NATS tokens cannot hold `.`, `*`, `>` or spaces).
+fn token(text: &str) -> String {
+    let cleaned: String = text
+        .chars()
+        .take(64)
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .collect();
+    if cleaned.is_empty() {
+        "_".into()
+    } else {
+        cleaned
+    }
+}
+
+impl JetStreamLog {
+    /// Connects and makes sure the stream exists with the configuration declared here.
+    pub async fn connect(config: JetStreamConfig) -> Result<Self, LogError> {
+        let mut options = async_nats::ConnectOptions::new()
+            .name("ats-mafia")
+            .connection_timeout(Duration::from_secs(5));
+        if let Some(path) = &config.credentials {
+            options = options
+                .credentials_file(path)
+                .await
+                .map_err(|e| LogError::Storage(format!("cannot read credentials {}: {e}", path.display())))?;
+        }
+        let client = options
+            .connect(config.url.as_str())
+            .await
+            .map_err(|e| LogError::Unavailable(format!("cannot connect to {}: {e}", config.url)))?;
+        Self::with_client(client, config).await
+    }
+
+    /// Uses an existing connection.
+    pub async fn with_client(client: async_nats::Client, config: JetStreamConfig) -> Result<Self, LogError> {
+        let context = jetstream::new(client.clone());
+        let wanted = stream::Config {
+            name: config.stream.clone(),
+            subjects: vec![format!("{}.>", config.subject_prefix)],
+            storage: stream::StorageType::File,
+            num_replicas: config.replicas,
+            // The log is the truth: nothing may delete from it, and nothing expires.
+            deny_delete: true,
+            deny_purge: true,
+            max_age: Duration::ZERO,
+            duplicate_window: Duration::from_secs(120),
+            allow_direct: true,
+            ..Default::default()
+        };
+        let mut stream = context
+            .get_or_create_stream(wanted.clone())
+            .await
+            .map_err(|e| unavailable(format!("cannot create stream {}: {e}", config.stream)))?;
+        let info = stream.info().await.map_err(unavailable)?.config.clone();
+        if info.subjects != wanted.subjects
+            || info.num_replicas != wanted.num_replicas
+            || !info.deny_delete
+            || !info.deny_purge
+            || info.max_age != Duration::ZERO
+        {
+            tracing::info!(stream = %config.stream, "reconciling stream configuration");
+            context
+                .update_stream(stream::Config {
+                    storage: info.storage,
+                    ..wanted
+                })
+                .await
+                .map_err(|e| LogError::Storage(format!("cannot update stream {}: {e}", config.stream)))?;
+        }
+        Ok(Self {
+            context,
+            config,
+            client,
+        })
+    }
+
+    /// The underlying NATS client.
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    /// The JetStream context (for raw-ceiling benchmarks).
+    pub fn context(&self) -> &jetstream::Context {
+        &self.context
+    }
+
+    async fn stream(&self) -> Result<stream::Stream, LogError> {
+        self.context
+            .get_stream(&self.config.stream)
+            .await
+            .map_err(unavailable)
+    }
+
+    fn subject_for(&self, events: &[(Envelope, u64)]) -> String {
+        let first = &events[0].0;
+        let same_kind = events.iter().all(|(e, _)| e.kind() == first.kind());
+        let same_op = events.iter().all(|(e, _)| e.operator_id == first.operator_id);
+        let kind = if same_kind { first.kind().as_str().trim_start_matches("ats.").replace('.', "_") } else { "batch".into() };
+        let op = match (&first.operator_id, same_op) {
+            (Some(op), true) => token(op),
+            _ => "_".into(),
+        };
+        format!("{}.{kind}.{op}", self.config.subject_prefix)
+    }
+
+    /// The stored events of the record at `sequence` (None when the sequence holds nothing).
+    async fn fetch(&self, stream: &stream::Stream, sequence: u64) -> Result<Option<Vec<StoredEvent>>, LogError> {
+        match stream.get_raw_message(sequence).await {
+            Ok(message) => Ok(Some(record_events(sequence, &message.payload))),
+            Err(err) if err.kind() == stream::RawMessageErrorKind::NoMessageFound => Ok(None),
+            Err(err) => Err(unavailable(err)),
+        }
+    }
+
+    async fn last_sequence(&self) -> Result<u64, LogError> {
+        let mut stream = self.stream().await?;
+        Ok(stream.info().await.map_err(unavailable)?.state.last_sequence)
+    }
+
+    fn check_duplicate(
+        record: &[StoredEvent],
+        events: &[(Envelope, u64)],
+    ) -> Result<Vec<Position>, LogError> {
+        // The server dropped our record as a duplicate of the one at `record`: it must hold
+        // the same events with the same content, or the ids conflict.
+        let mut positions = Vec::with_capacity(events.len());
+        for (event, digest) in events {
+            let found = record
+                .iter()
+                .find(|stored| stored.envelope().is_some_and(|e| e.id == event.id));
+            match found {
+                Some(stored) if stored.envelope().map(Envelope::content_digest) == Some(*digest) => {
+                    positions.push(stored.position)
+                }
+                _ => return Err(LogError::Conflict { id: event.id }),
+            }
+        }
+        Ok(positions)
+    }
+}
+
+/// Decodes one record into its events (a record that does not decode is one poison event).
+fn record_events(sequence: u64, payload: &[u8]) -> Vec<StoredEvent> {
+    match codec::decode_record(payload) {
+        Ok(parts) => parts
+            .into_iter()
+            .enumerate()
+            .map(|(index, bytes)| StoredEvent {
+                position: position(sequence, index),
+                event: codec::decode(bytes).map(Arc::new).map_err(|e| e.to_string()),
+            })
+            .collect(),
+        Err(err) => vec![StoredEvent {
+            position: position(sequence, 0),
+            event: Err(err.to_string()),
+        }],
+    }
+}
+
+fn message_id(events: &[(Envelope, u64)]) -> String {
+    if let [(event, _)] = events {
+        return event.id.to_string();
+    }
+    let mut hash = Sha256::new();
+    for (event, digest) in events {
+        hash.update(event.id.as_bytes());
+        hash.update(digest.to_be_bytes());
+    }
+    let digest = hash.finalize();
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("batch-{hex}")
+}
+
+#[async_trait::async_trait]
+impl EventLog for JetStreamLog {
+    fn backend(&self) -> &'static str {
+        "jetstream"
+    }
+
+    async fn append(&self, events: Vec<Envelope>) -> Result<AppendOutcome, LogError> {
+        if events.is_empty() {
+            return Ok(AppendOutcome::default());
+        }
+        let batch = dedup_batch(events)?;
+        if batch.unique.len() > MAX_RECORD_EVENTS {
+            return Err(LogError::TooLarge {
+                bytes: batch.unique.len(),
+                limit: MAX_RECORD_EVENTS,
+            });
+        }
+        let recorded_at = Timestamp::now();
+        let mut encoded = Vec::with_capacity(batch.unique.len());
+        for (event, _) in &batch.unique {
+            let mut event = event.clone();
+            event.recorded_at = recorded_at;
+            encoded.push(codec::encode(&event).map_err(|e| LogError::Storage(e.to_string()))?);
+        }
+        let record = codec::encode_record(encoded.iter().map(Vec::as_slice));
+        let limit = self.client.server_info().max_payload;
+        if record.len() + 256 > limit {
+            return Err(LogError::TooLarge {
+                bytes: record.len(),
+                limit,
+            });
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert(COUNT_HEADER, batch.unique.len().to_string().as_str());
+        let message = jetstream::message::PublishMessage::build()
+            .payload(record.into())
+            .headers(headers)
+            .message_id(message_id(&batch.unique));
+        let ack = self
+            .context
+            .send_publish(self.subject_for(&batch.unique), message)
+            .await
+            .map_err(unavailable)?
+            .await
+            .map_err(unavailable)?;
+        let (positions, duplicates) = if ack.duplicate {
+            let stream = self.stream().await?;
+            let record = self
+                .fetch(&stream, ack.sequence)
+                .await?
+                .ok_or_else(|| LogError::Storage(format!("duplicate ack names missing sequence {}", ack.sequence)))?;
+            let positions = Self::check_duplicate(&record, &batch.unique)?;
+            let ids = batch.unique.iter().map(|(e, _)| e.id).collect();
+            (positions, ids)
+        } else {
+            let positions = (0..batch.unique.len()).map(|i| position(ack.sequence, i)).collect();
+            (positions, Vec::new())
+        };
+        Ok(AppendOutcome {
+            positions: batch.slot.iter().map(|&i| positions[i]).collect(),
+            duplicates,
+        })
+    }
+
+    async fn read(&self, after: Position, max: usize) -> Result<Vec<StoredEvent>, LogError> {
+        let last = self.last_sequence().await?;
+        let mut sequence = sequence_of(after).max(1);
+        if sequence_of(after) > last {
+            return Err(LogError::BeyondHead {
+                position: after,
+                head: position(last, 0),
+            });
+        }
+        let stream = self.stream().await?;
+        let mut out = Vec::new();
+        while out.len() < max && sequence <= last {
+            if let Some(events) = self.fetch(&stream, sequence).await? {
+                out.extend(events.into_iter().filter(|e| e.position > after));
+            }
+            sequence += 1;
+        }
+        out.truncate(max);
+        Ok(out)
+    }
+
+    async fn head(&self) -> Result<Position, LogError> {
+        let last = self.last_sequence().await?;
+        if last == 0 {
+            return Ok(0);
+        }
+        let stream = self.stream().await?;
+        let count = match stream.get_raw_message(last).await {
+            Ok(message) => message
+                .headers
+                .get(COUNT_HEADER)
+                .and_then(|v| v.as_str().parse::<usize>().ok())
+                .unwrap_or(1),
+            Err(_) => 1,
+        };
+        Ok(position(last, count.saturating_sub(1)))
+    }
+
+    async fn wait_beyond(&self, after: Position, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while tokio::time::Instant::now() < deadline {
+            if matches!(self.last_sequence().await, Ok(last) if position(last, MAX_RECORD_EVENTS - 1) > after && sequence_of(after) < last)
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn may_hold_duplicates(&self) -> bool {
+        true
+    }
+
+    fn subscribe(self: Arc<Self>, after: Position, max_batch: usize) -> EventStream {
+        let start = sequence_of(after).max(1);
+        let stream = futures_util::stream::once(async move {
+            let last = self.last_sequence().await?;
+            if sequence_of(after) > last {
+                return Err(LogError::BeyondHead {
+                    position: after,
+                    head: position(last, 0),
+                });
+            }
+            let stream = self.stream().await?;
+            let consumer = stream
+                .create_consumer(consumer::pull::OrderedConfig {
+                    deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                        start_sequence: start,
+                    },
+                    filter_subject: format!("{}.>", self.config.subject_prefix),
+                    ..Default::default()
+                })
+                .await
+                .map_err(unavailable)?;
+            let messages = consumer.messages().await.map_err(unavailable)?;
+            Ok::<_, LogError>(messages)
+        })
+        .map(move |result| match result {
+            Ok(messages) => messages
+                .ready_chunks(max_batch.max(1))
+                .map(move |chunk| {
+                    let mut out = Vec::new();
+                    for message in chunk {
+                        let message = message.map_err(unavailable)?;
+                        let sequence = message
+                            .info()
+                            .map_err(|e| LogError::Storage(e.to_string()))?
+                            .stream_sequence;
+                        out.extend(
+                            record_events(sequence, &message.message.payload)
+                                .into_iter()
+                                .filter(|e| e.position > after),
+                        );
+                    }
+                    Ok(out)
+                })
+                .boxed(),
+            Err(err) => futures_util::stream::once(async move { Err(err) }).boxed(),
+        })
+        .flatten()
+        .filter(|batch| std::future::ready(!matches!(batch, Ok(events) if events.is_empty())));
+        Box::pin(stream)
+    }
+}

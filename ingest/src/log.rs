@@ -1,0 +1,164 @@
+//! The `EventLog` trait and the types at its seam.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ats_events::{Envelope, EventId};
+use futures_util::stream::BoxStream;
+
+/// Where an event sits in the log. Positions increase in log order and are never reused;
+/// they need not be dense (JetStream packs the record sequence and the index in it).
+/// Position 0 is "before the first event".
+pub type Position = u64;
+
+/// One event read back from the log.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    /// Its position.
+    pub position: Position,
+    /// The event, or why its bytes could not be decoded (a poison event for projectors).
+    pub event: Result<Arc<Envelope>, String>,
+}
+
+impl StoredEvent {
+    /// The decoded event, if it decoded.
+    pub fn envelope(&self) -> Option<&Envelope> {
+        self.event.as_ref().ok().map(|e| e.as_ref())
+    }
+}
+
+/// What an append did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AppendOutcome {
+    /// The position of each submitted event, in submission order; for a duplicate, the
+    /// position of the copy already in the log.
+    pub positions: Vec<Position>,
+    /// Ids of submitted events the log already held (retries): they changed nothing.
+    pub duplicates: Vec<EventId>,
+}
+
+impl AppendOutcome {
+    /// The highest position of the batch (0 for an empty one).
+    pub fn last_position(&self) -> Position {
+        self.positions.iter().copied().max().unwrap_or(0)
+    }
+}
+
+/// Log failures. `Conflict` and `TooLarge` are the caller's fault; the rest are the log's.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// An event id is already in the log with different content. Nothing was appended.
+    #[error("event id {id} is already in the log with different content")]
+    Conflict {
+        /// The id.
+        id: EventId,
+    },
+    /// The batch is larger than the backend can store atomically.
+    #[error("batch of {bytes} bytes exceeds the log's limit of {limit} bytes")]
+    TooLarge {
+        /// Encoded size.
+        bytes: usize,
+        /// Limit.
+        limit: usize,
+    },
+    /// The backend cannot be reached now; nothing was acknowledged. Retry later.
+    #[error("event log unavailable: {0}")]
+    Unavailable(String),
+    /// The backend failed (disk, corruption, protocol).
+    #[error("event log storage error: {0}")]
+    Storage(String),
+    /// A reader is ahead of the log (the log was recreated): it must not go on silently.
+    #[error("position {position} is beyond the end of the log ({head}); was the log recreated?")]
+    BeyondHead {
+        /// The requested position.
+        position: Position,
+        /// The log's head.
+        head: Position,
+    },
+}
+
+/// A batch stream of events in log order, as a projector consumes it.
+pub type EventStream = BoxStream<'static, Result<Vec<StoredEvent>, LogError>>;
+
+/// The append-only event log: the only source of truth.
+#[async_trait::async_trait]
+pub trait EventLog: Send + Sync + 'static {
+    /// `embedded` or `jetstream`, for metrics and logs.
+    fn backend(&self) -> &'static str;
+
+    /// Appends a batch, all or nothing as seen by readers, durable when it returns.
+    /// Events whose id is already in the log with the same content are reported as
+    /// duplicates and not appended again; with other content the whole batch fails with
+    /// [`LogError::Conflict`]. Sets `recorded_at`.
+    async fn append(&self, events: Vec<Envelope>) -> Result<AppendOutcome, LogError>;
+
+    /// Up to `max` events after `after`, in order (fewer, or none, at the end of the log).
+    async fn read(&self, after: Position, max: usize) -> Result<Vec<StoredEvent>, LogError>;
+
+    /// The position of the last event (0 when empty).
+    async fn head(&self) -> Result<Position, LogError>;
+
+    /// Returns once the head may have moved beyond `after`, or after `timeout`.
+    async fn wait_beyond(&self, after: Position, timeout: Duration);
+
+    /// Whether the backend may hold the same event id twice (JetStream beyond its duplicate
+    /// window). Folds then skip ids they have applied.
+    fn may_hold_duplicates(&self) -> bool;
+
+    /// Batches of events after `after`, catching up and then following the tail forever.
+    fn subscribe(self: Arc<Self>, after: Position, max_batch: usize) -> EventStream {
+        Box::pin(futures_util::stream::unfold(
+            (self, after),
+            move |(log, mut after)| async move {
+                loop {
+                    match log.read(after, max_batch).await {
+                        Ok(batch) if batch.is_empty() => {
+                            log.wait_beyond(after, Duration::from_secs(1)).await;
+                        }
+                        Ok(batch) => {
+                            after = batch.last().map_or(after, |e| e.position);
+                            return Some((Ok(batch), (log, after)));
+                        }
+                        Err(err) => {
+                            // Back off so a broken backend is not spun on.
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                            return Some((Err(err), (log, after)));
+                        }
+                    }
+                }
+            },
+        ))
+    }
+}
+
+/// A batch with in-batch retries folded: `unique` holds each id once (with its content
+/// digest), `slot[i]` is the index in `unique` of submitted event `i`.
+pub(crate) struct UniqueBatch {
+    pub unique: Vec<(Envelope, u64)>,
+    pub slot: Vec<usize>,
+}
+
+/// Folds repeated ids of one batch; the same id with different content is a conflict.
+pub(crate) fn dedup_batch(events: Vec<Envelope>) -> Result<UniqueBatch, LogError> {
+    let mut unique: Vec<(Envelope, u64)> = Vec::with_capacity(events.len());
+    let mut slot = Vec::with_capacity(events.len());
+    let mut index: std::collections::HashMap<EventId, usize> =
+        std::collections::HashMap::with_capacity(events.len());
+    for event in events {
+        let digest = event.content_digest();
+        match index.get(&event.id) {
+            Some(&i) => {
+                if unique[i].1 != digest {
+                    return Err(LogError::Conflict { id: event.id });
+                }
+                slot.push(i);
+            }
+            None => {
+                index.insert(event.id, unique.len());
+                slot.push(unique.len());
+                unique.push((event, digest));
+            }
+        }
+    }
+    Ok(UniqueBatch { unique, slot })
+}
