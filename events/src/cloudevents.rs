@@ -14,12 +14,13 @@ use crate::validate::{FieldError, Validate};
 /// Namespace of the UUID v5 ids derived from producers' string ids.
 pub const ID_NAMESPACE: Uuid = Uuid::from_u128(0x6a7c_1f0e_93b4_4c61_a2d8_5e0f_b1c3_9d27);
 
-/// Longest producer id accepted.
+/// Longest producer id accepted, in characters (as JSON Schema's `maxLength` counts).
 pub const MAX_ID_LEN: usize = 128;
 
 /// The event id for a producer's id: the UUID itself, or a UUID v5 of the string.
 pub fn event_id(producer_id: &str) -> Uuid {
-    Uuid::parse_str(producer_id).unwrap_or_else(|_| Uuid::new_v5(&ID_NAMESPACE, producer_id.as_bytes()))
+    Uuid::parse_str(producer_id)
+        .unwrap_or_else(|_| Uuid::new_v5(&ID_NAMESPACE, producer_id.as_bytes()))
 }
 
 fn required_str<'a>(object: &'a Map<String, Value>, field: &str) -> Result<&'a str, FieldError> {
@@ -33,7 +34,10 @@ fn required_str<'a>(object: &'a Map<String, Value>, field: &str) -> Result<&'a s
     }
 }
 
-fn optional_str<'a>(object: &'a Map<String, Value>, field: &str) -> Result<Option<&'a str>, FieldError> {
+fn optional_str<'a>(
+    object: &'a Map<String, Value>,
+    field: &str,
+) -> Result<Option<&'a str>, FieldError> {
     match object.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(_) => required_str(object, field).map(Some),
@@ -68,10 +72,11 @@ pub fn parse_cloud_event(value: Value) -> Result<Envelope, FieldError> {
         ));
     }
     let id = required_str(&object, "id")?;
-    if id.is_empty() || id.len() > MAX_ID_LEN {
+    let id_chars = id.chars().count();
+    if id_chars == 0 || id_chars > MAX_ID_LEN {
         return Err(FieldError::new(
             "id",
-            format!("must be 1 to {MAX_ID_LEN} characters long, got {}", id.len()),
+            format!("must be 1 to {MAX_ID_LEN} characters long, got {id_chars}"),
         ));
     }
     let id = event_id(id);
@@ -80,16 +85,23 @@ pub fn parse_cloud_event(value: Value) -> Result<Envelope, FieldError> {
         let known: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
         FieldError::new(
             "type",
-            format!("unknown event type {kind_text:?}, expected one of {}", known.join(", ")),
+            format!(
+                "unknown event type {kind_text:?}, expected one of {}",
+                known.join(", ")
+            ),
         )
     })?;
     let source = required_str(&object, "source")?.to_owned();
     if source.is_empty() || source.len() > MAX_ID_LEN {
-        return Err(FieldError::new("source", format!("must be 1 to {MAX_ID_LEN} characters long")));
+        return Err(FieldError::new(
+            "source",
+            format!("must be 1 to {MAX_ID_LEN} characters long"),
+        ));
     }
     let time = required_str(&object, "time")?;
-    let occurred_at = Timestamp::parse_rfc3339(time)
-        .map_err(|e| FieldError::new("time", format!("invalid RFC 3339 date-time {time:?}: {e}")))?;
+    let occurred_at = Timestamp::parse_rfc3339(time).map_err(|e| {
+        FieldError::new("time", format!("invalid RFC 3339 date-time {time:?}: {e}"))
+    })?;
     if let Some(content_type) = optional_str(&object, "datacontenttype")? {
         if !content_type.starts_with("application/json") {
             return Err(FieldError::new(

@@ -16,7 +16,9 @@ pub fn event_json_schema() -> Value {
         defs.insert(name, schema);
     }
     // utoipa emits OpenAPI component references; a standalone JSON Schema uses $defs.
-    let defs = Value::Object(defs).to_string().replace("#/components/schemas/", "#/$defs/");
+    let defs = Value::Object(defs)
+        .to_string()
+        .replace("#/components/schemas/", "#/$defs/");
     let defs: Value = serde_json::from_str(&defs).unwrap_or(Value::Null);
     let kinds: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
     let by_kind: Vec<Value> = kinds

@@ -29,7 +29,9 @@ impl Timestamp {
 
     /// Parses RFC 3339 (`2026-11-01T10:00:00Z`, any offset); the result is UTC.
     pub fn parse_rfc3339(text: &str) -> Result<Self, chrono::ParseError> {
-        Ok(Self::from(DateTime::parse_from_rfc3339(text)?.with_timezone(&Utc)))
+        Ok(Self::from(
+            DateTime::parse_from_rfc3339(text)?.with_timezone(&Utc),
+        ))
     }
 
     /// This instant as a chrono UTC datetime.
@@ -111,6 +113,7 @@ impl<'de> Deserialize<'de> for Timestamp {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a test fails by panicking: `unwrap` is its assertion
 mod tests {
     use super::*;
 
@@ -124,7 +127,10 @@ mod tests {
     #[test]
     fn json_is_a_string_and_msgpack_an_integer() {
         let t = Timestamp::parse_rfc3339("2026-11-01T10:00:00Z").unwrap();
-        assert_eq!(serde_json::to_string(&t).unwrap(), "\"2026-11-01T10:00:00Z\"");
+        assert_eq!(
+            serde_json::to_string(&t).unwrap(),
+            "\"2026-11-01T10:00:00Z\""
+        );
         let bytes = rmp_serde::to_vec(&t).unwrap();
         let back: Timestamp = rmp_serde::from_slice(&bytes).unwrap();
         assert_eq!(back, t);

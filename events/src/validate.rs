@@ -55,14 +55,20 @@ pub(crate) fn finite(field: &str, value: f64) -> Result<(), FieldError> {
     if value.is_finite() {
         Ok(())
     } else {
-        Err(FieldError::new(field, format!("must be a finite number, got {value}")))
+        Err(FieldError::new(
+            field,
+            format!("must be a finite number, got {value}"),
+        ))
     }
 }
 
 pub(crate) fn non_negative(field: &str, value: f64) -> Result<(), FieldError> {
     finite(field, value)?;
     if value < 0.0 {
-        return Err(FieldError::new(field, format!("must not be negative, got {value}")));
+        return Err(FieldError::new(
+            field,
+            format!("must not be negative, got {value}"),
+        ));
     }
     Ok(())
 }
@@ -70,7 +76,10 @@ pub(crate) fn non_negative(field: &str, value: f64) -> Result<(), FieldError> {
 pub(crate) fn unit_interval(field: &str, value: f64) -> Result<(), FieldError> {
     finite(field, value)?;
     if !(0.0..=1.0).contains(&value) {
-        return Err(FieldError::new(field, format!("must be within 0..=1, got {value}")));
+        return Err(FieldError::new(
+            field,
+            format!("must be within 0..=1, got {value}"),
+        ));
     }
     Ok(())
 }
@@ -78,7 +87,10 @@ pub(crate) fn unit_interval(field: &str, value: f64) -> Result<(), FieldError> {
 pub(crate) fn positive(field: &str, value: f64) -> Result<(), FieldError> {
     finite(field, value)?;
     if value <= 0.0 {
-        return Err(FieldError::new(field, format!("must be greater than 0, got {value}")));
+        return Err(FieldError::new(
+            field,
+            format!("must be greater than 0, got {value}"),
+        ));
     }
     Ok(())
 }
@@ -94,7 +106,10 @@ pub(crate) fn text(field: &str, value: &str) -> Result<(), FieldError> {
     if value.len() > MAX_STRING_LEN {
         return Err(FieldError::new(
             field,
-            format!("is {} bytes long, the limit is {MAX_STRING_LEN}", value.len()),
+            format!(
+                "is {} bytes long, the limit is {MAX_STRING_LEN}",
+                value.len()
+            ),
         ));
     }
     Ok(())
@@ -123,7 +138,9 @@ mod tests {
 
     #[test]
     fn within_builds_dotted_and_indexed_paths() {
-        let e = FieldError::new("score", "bad").within("data").within("events[3]");
+        let e = FieldError::new("score", "bad")
+            .within("data")
+            .within("events[3]");
         assert_eq!(e.to_string(), "events[3].data.score: bad");
         let e = FieldError::new("[2]", "bad").within("skills");
         assert_eq!(e.field, "skills[2]");

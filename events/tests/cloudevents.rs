@@ -84,7 +84,10 @@ fn set(mut event: Value, pointer: &str, value: Value) -> Value {
 fn remove(mut event: Value, pointer: &str) -> Value {
     let (parent, key) = pointer.rsplit_once('/').unwrap();
     let object = event.pointer_mut(parent).unwrap().as_object_mut().unwrap();
-    assert!(object.remove(key).is_some(), "{pointer} is not in the event");
+    assert!(
+        object.remove(key).is_some(),
+        "{pointer} is not in the event"
+    );
     event
 }
 
@@ -95,7 +98,11 @@ fn check_rejected(case: &str, event: Value, field: &str, fragments: &[&str]) {
         Ok(parsed) => panic!("{case}: accepted, as {parsed:?}"),
         Err(err) => err,
     };
-    assert_eq!(err.field, field, "{case}: wrong field, reason {:?}", err.reason);
+    assert_eq!(
+        err.field, field,
+        "{case}: wrong field, reason {:?}",
+        err.reason
+    );
     for fragment in fragments {
         assert!(
             err.reason.contains(fragment),
@@ -103,51 +110,257 @@ fn check_rejected(case: &str, event: Value, field: &str, fragments: &[&str]) {
             err.reason
         );
     }
-    assert_eq!(err.to_string(), format!("{field}: {}", err.reason), "{case}");
+    assert_eq!(
+        err.to_string(),
+        format!("{field}: {}", err.reason),
+        "{case}"
+    );
 }
 
 #[test]
 fn rejected_events_name_the_field_and_the_problem() {
     let long_id = "x".repeat(MAX_ID_LEN + 1);
     let cases: Vec<(&str, Value, &str, &[&str])> = vec![
-        ("not an object", json!(["an", "array"]), "", &["must be a JSON object", "an array"]),
-        ("specversion 0.3", set(skill_assessed(), "/specversion", json!("0.3")), "specversion", &["must be \"1.0\"", "\"0.3\""]),
-        ("missing specversion", remove(skill_assessed(), "/specversion"), "specversion", &["is required"]),
-        ("missing id", remove(skill_assessed(), "/id"), "id", &["is required"]),
-        ("empty id", set(skill_assessed(), "/id", json!("")), "id", &["must be 1 to 128 characters long", "got 0"]),
-        ("id of 129 characters", set(skill_assessed(), "/id", json!(long_id)), "id", &["must be 1 to 128 characters long", "got 129"]),
-        ("numeric id", set(skill_assessed(), "/id", json!(42)), "id", &["must be a string, got a number"]),
-        ("missing source", remove(skill_assessed(), "/source"), "source", &["is required"]),
-        ("missing time", remove(skill_assessed(), "/time"), "time", &["is required"]),
-        ("null time", set(skill_assessed(), "/time", Value::Null), "time", &["is required"]),
-        ("time without offset", set(skill_assessed(), "/time", json!("2026-11-01T10:00:00")), "time", &["invalid RFC 3339 date-time", "\"2026-11-01T10:00:00\""]),
-        ("time in month 13", set(skill_assessed(), "/time", json!("2026-13-01T10:00:00Z")), "time", &["invalid RFC 3339 date-time", "\"2026-13-01T10:00:00Z\""]),
-        ("time as epoch seconds", set(skill_assessed(), "/time", json!(1_793_527_200)), "time", &["must be a string, got a number"]),
-        ("xml content type", set(skill_assessed(), "/datacontenttype", json!("application/xml")), "datacontenttype", &["must be application/json", "\"application/xml\""]),
-        ("missing data", remove(skill_assessed(), "/data"), "data", &["is required"]),
-        ("data is an array", set(skill_assessed(), "/data", json!([0.8])), "data", &["must be an object, got an array"]),
-        ("data is a string", set(skill_assessed(), "/data", json!("score=0.8")), "data", &["must be an object, got a string"]),
-        ("missing score", remove(skill_assessed(), "/data/score"), "data.score", &["is required"]),
-        ("missing operator", remove(skill_assessed(), "/data/operator_id"), "data.operator_id", &["is required"]),
-        ("score as a string", set(skill_assessed(), "/data/score", json!("high")), "data.score", &["invalid type", "string \"high\""]),
-        ("score 1.5", set(skill_assessed(), "/data/score", json!(1.5)), "data.score", &["must be within 0..=1", "1.5"]),
-        ("score -0.1", set(skill_assessed(), "/data/score", json!(-0.1)), "data.score", &["must be within 0..=1", "-0.1"]),
-        ("blank skill", set(skill_assessed(), "/data/skill", json!("  ")), "data.skill", &["must not be empty"]),
-        ("unknown data field", set(skill_assessed(), "/data/colour", json!("red")), "data.colour", &["unknown field `colour`"]),
-        ("subject of another operator", set(skill_assessed(), "/subject", json!("op_002")), "subject", &["\"op_002\"", "\"op_001\""]),
-        ("negative input tokens", set(llm_usage(), "/data/input_tokens", json!(-1)), "data.input_tokens", &["invalid value", "-1"]),
-        ("fractional output tokens", set(llm_usage(), "/data/output_tokens", json!(2.5)), "data.output_tokens", &["invalid type", "2.5"]),
-        ("negative usage cost", set(llm_usage(), "/data/cost", json!(-0.01)), "data.cost", &["must not be negative", "-0.01"]),
-        ("model without provider", set(llm_usage(), "/data/model", json!("gpt-4o")), "data.model", &["provider/name", "\"gpt-4o\""]),
-        ("model with empty name", set(llm_usage(), "/data/model", json!("openai/")), "data.model", &["provider/name"]),
-        ("negative session cost", set(domain_example(), "/data/cost", json!(-2.5)), "data.cost", &["must not be negative", "-2.5"]),
-        ("end before start", set(domain_example(), "/data/end_time", json!("2026-11-01T07:59:59Z")), "data.end_time", &["2026-11-01T07:59:59Z is before start_time 2026-11-01T08:00:00Z"]),
-        ("more objectives than exist", set(domain_example(), "/data/objectives_completed", json!(11)), "data.objectives_completed", &["11 exceeds objectives_total 10"]),
-        ("unknown metric type", set(domain_example(), "/data/metrics/0/metric_type", json!("luck")), "data.metrics[0].metric_type", &["unknown variant `luck`"]),
-        ("global budget for an operator", set(global_budget(), "/data/entity_id", json!("op_001")), "data.entity_id", &["must be absent for a global budget"]),
-        ("profile budget for nobody", set(global_budget(), "/data/scope", json!("profile")), "data.entity_id", &["is required for a profile or session budget"]),
-        ("zero budget", set(global_budget(), "/data/amount", json!(0)), "data.amount", &["must be greater than 0"]),
-        ("unknown budget period", set(global_budget(), "/data/period", json!("yearly")), "data.period", &["unknown variant `yearly`"]),
+        (
+            "not an object",
+            json!(["an", "array"]),
+            "",
+            &["must be a JSON object", "an array"],
+        ),
+        (
+            "specversion 0.3",
+            set(skill_assessed(), "/specversion", json!("0.3")),
+            "specversion",
+            &["must be \"1.0\"", "\"0.3\""],
+        ),
+        (
+            "missing specversion",
+            remove(skill_assessed(), "/specversion"),
+            "specversion",
+            &["is required"],
+        ),
+        (
+            "missing id",
+            remove(skill_assessed(), "/id"),
+            "id",
+            &["is required"],
+        ),
+        (
+            "empty id",
+            set(skill_assessed(), "/id", json!("")),
+            "id",
+            &["must be 1 to 128 characters long", "got 0"],
+        ),
+        (
+            "id of 129 characters",
+            set(skill_assessed(), "/id", json!(long_id)),
+            "id",
+            &["must be 1 to 128 characters long", "got 129"],
+        ),
+        (
+            "numeric id",
+            set(skill_assessed(), "/id", json!(42)),
+            "id",
+            &["must be a string, got a number"],
+        ),
+        (
+            "missing source",
+            remove(skill_assessed(), "/source"),
+            "source",
+            &["is required"],
+        ),
+        (
+            "missing time",
+            remove(skill_assessed(), "/time"),
+            "time",
+            &["is required"],
+        ),
+        (
+            "null time",
+            set(skill_assessed(), "/time", Value::Null),
+            "time",
+            &["is required"],
+        ),
+        (
+            "time without offset",
+            set(skill_assessed(), "/time", json!("2026-11-01T10:00:00")),
+            "time",
+            &["invalid RFC 3339 date-time", "\"2026-11-01T10:00:00\""],
+        ),
+        (
+            "time in month 13",
+            set(skill_assessed(), "/time", json!("2026-13-01T10:00:00Z")),
+            "time",
+            &["invalid RFC 3339 date-time", "\"2026-13-01T10:00:00Z\""],
+        ),
+        (
+            "time as epoch seconds",
+            set(skill_assessed(), "/time", json!(1_793_527_200)),
+            "time",
+            &["must be a string, got a number"],
+        ),
+        (
+            "xml content type",
+            set(
+                skill_assessed(),
+                "/datacontenttype",
+                json!("application/xml"),
+            ),
+            "datacontenttype",
+            &["must be application/json", "\"application/xml\""],
+        ),
+        (
+            "missing data",
+            remove(skill_assessed(), "/data"),
+            "data",
+            &["is required"],
+        ),
+        (
+            "data is an array",
+            set(skill_assessed(), "/data", json!([0.8])),
+            "data",
+            &["must be an object, got an array"],
+        ),
+        (
+            "data is a string",
+            set(skill_assessed(), "/data", json!("score=0.8")),
+            "data",
+            &["must be an object, got a string"],
+        ),
+        (
+            "missing score",
+            remove(skill_assessed(), "/data/score"),
+            "data.score",
+            &["is required"],
+        ),
+        (
+            "missing operator",
+            remove(skill_assessed(), "/data/operator_id"),
+            "data.operator_id",
+            &["is required"],
+        ),
+        (
+            "score as a string",
+            set(skill_assessed(), "/data/score", json!("high")),
+            "data.score",
+            &["invalid type", "string \"high\""],
+        ),
+        (
+            "score 1.5",
+            set(skill_assessed(), "/data/score", json!(1.5)),
+            "data.score",
+            &["must be within 0..=1", "1.5"],
+        ),
+        (
+            "score -0.1",
+            set(skill_assessed(), "/data/score", json!(-0.1)),
+            "data.score",
+            &["must be within 0..=1", "-0.1"],
+        ),
+        (
+            "blank skill",
+            set(skill_assessed(), "/data/skill", json!("  ")),
+            "data.skill",
+            &["must not be empty"],
+        ),
+        (
+            "unknown data field",
+            set(skill_assessed(), "/data/colour", json!("red")),
+            "data.colour",
+            &["unknown field `colour`"],
+        ),
+        (
+            "subject of another operator",
+            set(skill_assessed(), "/subject", json!("op_002")),
+            "subject",
+            &["\"op_002\"", "\"op_001\""],
+        ),
+        (
+            "negative input tokens",
+            set(llm_usage(), "/data/input_tokens", json!(-1)),
+            "data.input_tokens",
+            &["invalid value", "-1"],
+        ),
+        (
+            "fractional output tokens",
+            set(llm_usage(), "/data/output_tokens", json!(2.5)),
+            "data.output_tokens",
+            &["invalid type", "2.5"],
+        ),
+        (
+            "negative usage cost",
+            set(llm_usage(), "/data/cost", json!(-0.01)),
+            "data.cost",
+            &["must not be negative", "-0.01"],
+        ),
+        (
+            "model without provider",
+            set(llm_usage(), "/data/model", json!("gpt-4o")),
+            "data.model",
+            &["provider/name", "\"gpt-4o\""],
+        ),
+        (
+            "model with empty name",
+            set(llm_usage(), "/data/model", json!("openai/")),
+            "data.model",
+            &["provider/name"],
+        ),
+        (
+            "negative session cost",
+            set(domain_example(), "/data/cost", json!(-2.5)),
+            "data.cost",
+            &["must not be negative", "-2.5"],
+        ),
+        (
+            "end before start",
+            set(
+                domain_example(),
+                "/data/end_time",
+                json!("2026-11-01T07:59:59Z"),
+            ),
+            "data.end_time",
+            &["2026-11-01T07:59:59Z is before start_time 2026-11-01T08:00:00Z"],
+        ),
+        (
+            "more objectives than exist",
+            set(domain_example(), "/data/objectives_completed", json!(11)),
+            "data.objectives_completed",
+            &["11 exceeds objectives_total 10"],
+        ),
+        (
+            "unknown metric type",
+            set(
+                domain_example(),
+                "/data/metrics/0/metric_type",
+                json!("luck"),
+            ),
+            "data.metrics[0].metric_type",
+            &["unknown variant `luck`"],
+        ),
+        (
+            "global budget for an operator",
+            set(global_budget(), "/data/entity_id", json!("op_001")),
+            "data.entity_id",
+            &["must be absent for a global budget"],
+        ),
+        (
+            "profile budget for nobody",
+            set(global_budget(), "/data/scope", json!("profile")),
+            "data.entity_id",
+            &["is required for a profile or session budget"],
+        ),
+        (
+            "zero budget",
+            set(global_budget(), "/data/amount", json!(0)),
+            "data.amount",
+            &["must be greater than 0"],
+        ),
+        (
+            "unknown budget period",
+            set(global_budget(), "/data/period", json!("yearly")),
+            "data.period",
+            &["unknown variant `yearly`"],
+        ),
     ];
     for (case, event, field, fragments) in cases {
         check_rejected(case, event, field, fragments);
@@ -166,7 +379,11 @@ fn unknown_type_lists_every_known_kind() {
         err.reason
     );
     for kind in EventKind::ALL {
-        assert!(err.reason.contains(kind.as_str()), "{} not listed", kind.as_str());
+        assert!(
+            err.reason.contains(kind.as_str()),
+            "{} not listed",
+            kind.as_str()
+        );
     }
 }
 
@@ -180,7 +397,11 @@ fn the_domain_example_maps_every_field() {
     assert_eq!(event.id.get_version_num(), 5);
     assert_eq!(event.schema, CURRENT_SCHEMA);
     assert_eq!(event.occurred_at, Timestamp::from_micros(TEN_AM));
-    assert_eq!(event.recorded_at, Timestamp::from_micros(0), "set by the log at append");
+    assert_eq!(
+        event.recorded_at,
+        Timestamp::from_micros(0),
+        "set by the log at append"
+    );
     assert_eq!(event.source, "orchestrator");
     assert_eq!(event.operator_id.as_deref(), Some("op_001"));
     assert_eq!(event.kind(), EventKind::SessionCompleted);
@@ -223,7 +444,10 @@ fn the_domain_example_renders_back_with_its_derived_id() {
     assert_eq!(rendered["subject"], "op_001");
     assert_eq!(rendered["datacontenttype"], "application/json");
     assert_eq!(rendered["data"]["start_time"], "2026-11-01T08:00:00Z");
-    assert_eq!(rendered["data"]["metrics"], json!([{"metric_type": "stealth_rating", "value": 0.7}]));
+    assert_eq!(
+        rendered["data"]["metrics"],
+        json!([{"metric_type": "stealth_rating", "value": 0.7}])
+    );
     assert_eq!(parse_cloud_event(rendered).unwrap(), event);
 }
 
@@ -251,9 +475,32 @@ fn an_id_of_exactly_128_characters_is_accepted() {
 }
 
 #[test]
+fn an_id_limit_counts_characters_not_bytes() {
+    // DOMAIN.md §A1 and the JSON Schema (`maxLength`) count characters; `é` is two bytes.
+    let id = "é".repeat(MAX_ID_LEN);
+    let event = parse_cloud_event(set(skill_assessed(), "/id", json!(id))).unwrap();
+    assert_eq!(event.id, Uuid::new_v5(&ID_NAMESPACE, id.as_bytes()));
+
+    let too_long = "é".repeat(MAX_ID_LEN + 1);
+    check_rejected(
+        "129 two-byte characters",
+        set(skill_assessed(), "/id", json!(too_long)),
+        "id",
+        &["must be 1 to 128 characters long, got 129"],
+    );
+}
+
+#[test]
 fn time_with_an_offset_is_stored_in_utc() {
-    let event = set(skill_assessed(), "/time", json!("2026-11-01T12:00:00+02:00"));
-    assert_eq!(parse_cloud_event(event).unwrap().occurred_at, Timestamp::from_micros(TEN_AM));
+    let event = set(
+        skill_assessed(),
+        "/time",
+        json!("2026-11-01T12:00:00+02:00"),
+    );
+    assert_eq!(
+        parse_cloud_event(event).unwrap().occurred_at,
+        Timestamp::from_micros(TEN_AM)
+    );
 }
 
 #[test]
@@ -265,13 +512,20 @@ fn optional_fields_take_their_defaults() {
     assert!(usage.success, "success defaults to true");
     assert_eq!(usage.cached_input_tokens, 0);
     assert_eq!((usage.latency_ms, usage.cost), (None, None));
-    assert_eq!((usage.error_message, usage.scenario_id, usage.phase), (None, None, None));
+    assert_eq!(
+        (usage.error_message, usage.scenario_id, usage.phase),
+        (None, None, None)
+    );
 }
 
 #[test]
 fn subject_is_optional_and_ignored_by_kinds_without_an_operator() {
     let without = parse_cloud_event(remove(skill_assessed(), "/subject")).unwrap();
-    assert_eq!(without.operator_id.as_deref(), Some("op_001"), "taken from data");
+    assert_eq!(
+        without.operator_id.as_deref(),
+        Some("op_001"),
+        "taken from data"
+    );
 
     let budget = parse_cloud_event(set(global_budget(), "/subject", json!("anyone"))).unwrap();
     assert_eq!(budget.operator_id, None);
@@ -282,7 +536,10 @@ fn a_profile_budget_is_about_its_operator() {
     let event = set(global_budget(), "/data/scope", json!("profile"));
     let event = set(event, "/data/entity_id", json!("op_001"));
     let event = set(event, "/subject", json!("op_001"));
-    assert_eq!(parse_cloud_event(event).unwrap().operator_id.as_deref(), Some("op_001"));
+    assert_eq!(
+        parse_cloud_event(event).unwrap().operator_id.as_deref(),
+        Some("op_001")
+    );
 
     let session = set(global_budget(), "/data/scope", json!("session"));
     let session = set(session, "/data/entity_id", json!("op_001"));

@@ -19,10 +19,10 @@ use std::sync::OnceLock;
 use ats_events::cloudevents::event_id;
 use ats_events::{
     codec, AlertAcknowledged, Attributes, BenchmarkSet, BudgetPeriod, BudgetScope, BudgetSet,
-    CertificationAwarded, Envelope, EventKind, GoalCreated, GoalProgressed, LlmUsage, MetricRecorded,
-    MetricType, MilestoneRegistered, MilestoneType, ModelPriced, OperatorRegistered, Payload,
-    ReportDeleted, ReportGenerated, ReportType, SessionCompleted, SessionMetric, SessionStarted,
-    SkillAssessed, Timestamp, Validate, XpAwarded,
+    CertificationAwarded, Envelope, EventKind, GoalCreated, GoalProgressed, LlmUsage,
+    MetricRecorded, MetricType, MilestoneRegistered, MilestoneType, ModelPriced,
+    OperatorRegistered, Payload, ReportDeleted, ReportGenerated, ReportType, SessionCompleted,
+    SessionMetric, SessionStarted, SkillAssessed, Timestamp, Validate, XpAwarded,
 };
 use serde_json::{json, Value};
 
@@ -272,7 +272,11 @@ fn golden_bytes_decode_to_the_samples() {
 #[test]
 fn every_kind_has_a_fixture_and_every_fixture_a_kind() {
     for &kind in EventKind::ALL {
-        assert!(!fixture(kind).is_empty(), "empty fixture for {}", kind.as_str());
+        assert!(
+            !fixture(kind).is_empty(),
+            "empty fixture for {}",
+            kind.as_str()
+        );
     }
     let on_disk: BTreeSet<String> = std::fs::read_dir(fixture_dir())
         .unwrap()

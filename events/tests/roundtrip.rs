@@ -103,47 +103,53 @@ fn operator_registered() -> impl Strategy<Value = Payload> {
 fn session_completed() -> impl Strategy<Value = Payload> {
     let ids = (ident(), ident(), ident());
     let times = (Y2000..Y2100).prop_flat_map(|start| {
-        (Just(start), start..Y2100).prop_map(|(start, end)| {
-            (Timestamp::from_micros(start), Timestamp::from_micros(end))
-        })
+        (Just(start), start..Y2100)
+            .prop_map(|(start, end)| (Timestamp::from_micros(start), Timestamp::from_micros(end)))
     });
     let objectives = any::<u32>().prop_flat_map(|total| (0..=total, Just(total)));
     let metrics = vec(
-        (metric_type(), finite()).prop_map(|(metric_type, value)| SessionMetric {
-            metric_type,
-            value,
-        }),
+        (metric_type(), finite())
+            .prop_map(|(metric_type, value)| SessionMetric { metric_type, value }),
         0..4,
     );
     let results = (non_negative(), any::<bool>(), unit(), non_negative());
-    (ids, times, results, idents(), objectives, metrics, option::of(unit())).prop_map(
-        |(
-            (session_id, operator_id, scenario_id),
-            (start_time, end_time),
-            (duration_seconds, success, score, cost),
-            skills_practiced,
-            (objectives_completed, objectives_total),
-            metrics,
-            difficulty,
-        )| {
-            Payload::SessionCompleted(SessionCompleted {
-                session_id,
-                operator_id,
-                scenario_id,
-                start_time,
-                end_time,
-                duration_seconds,
-                success,
-                score,
-                cost,
+    (
+        ids,
+        times,
+        results,
+        idents(),
+        objectives,
+        metrics,
+        option::of(unit()),
+    )
+        .prop_map(
+            |(
+                (session_id, operator_id, scenario_id),
+                (start_time, end_time),
+                (duration_seconds, success, score, cost),
                 skills_practiced,
-                objectives_completed,
-                objectives_total,
+                (objectives_completed, objectives_total),
                 metrics,
                 difficulty,
-            })
-        },
-    )
+            )| {
+                Payload::SessionCompleted(SessionCompleted {
+                    session_id,
+                    operator_id,
+                    scenario_id,
+                    start_time,
+                    end_time,
+                    duration_seconds,
+                    success,
+                    score,
+                    cost,
+                    skills_practiced,
+                    objectives_completed,
+                    objectives_total,
+                    metrics,
+                    difficulty,
+                })
+            },
+        )
 }
 
 fn metric_recorded() -> impl Strategy<Value = Payload> {
@@ -174,9 +180,8 @@ fn skill_assessed() -> impl Strategy<Value = Payload> {
 
 fn llm_usage() -> impl Strategy<Value = Payload> {
     // The provider has no '/'; the name may (OpenRouter: `openrouter/openai/gpt-4o`).
-    let model = (ident(), ident()).prop_map(|(provider, name)| {
-        format!("{}/{name}", provider.replace('/', "_"))
-    });
+    let model = (ident(), ident())
+        .prop_map(|(provider, name)| format!("{}/{name}", provider.replace('/', "_")));
     let ids = (model, ident(), ident(), ident());
     let tokens = (any::<u64>(), any::<u64>(), any::<u64>());
     let outcome = (
@@ -184,7 +189,11 @@ fn llm_usage() -> impl Strategy<Value = Payload> {
         any::<bool>(),
         option::of(text()),
     );
-    let context = (option::of(text()), option::of(text()), option::of(non_negative()));
+    let context = (
+        option::of(text()),
+        option::of(text()),
+        option::of(non_negative()),
+    );
     (ids, tokens, outcome, context).prop_map(
         |(
             (model, profile_id, session_id, task_type),
@@ -215,7 +224,11 @@ fn model_priced() -> impl Strategy<Value = Payload> {
     let names = (ident().prop_map(|p| p.replace('/', "_")), ident());
     let prices = (non_negative(), non_negative(), option::of(non_negative()));
     let labels = (option::of(text()), option::of(text()), idents(), idents());
-    let scores = (option::of(any::<u64>()), option::of(finite()), option::of(finite()));
+    let scores = (
+        option::of(any::<u64>()),
+        option::of(finite()),
+        option::of(finite()),
+    );
     (names, prices, timestamp(), labels, scores).prop_map(
         |(
             (provider, name),
@@ -299,19 +312,27 @@ fn report_generated() -> impl Strategy<Value = Payload> {
     ]);
     let texts = (ident(), option::of(text()));
     let report_id = any::<u128>().prop_map(|id| Uuid::from_u128(id).to_string());
-    (report_id, report_type, attributes(), texts, json(), attributes()).prop_map(
-        |(report_id, report_type, parameters, (title, description), data, as_of)| {
-            Payload::ReportGenerated(ReportGenerated {
-                report_id,
-                report_type,
-                parameters,
-                title,
-                description,
-                data,
-                as_of,
-            })
-        },
+    (
+        report_id,
+        report_type,
+        attributes(),
+        texts,
+        json(),
+        attributes(),
     )
+        .prop_map(
+            |(report_id, report_type, parameters, (title, description), data, as_of)| {
+                Payload::ReportGenerated(ReportGenerated {
+                    report_id,
+                    report_type,
+                    parameters,
+                    title,
+                    description,
+                    data,
+                    as_of,
+                })
+            },
+        )
 }
 
 fn payload() -> impl Strategy<Value = Payload> {

@@ -1,1 +1,38 @@
-//! placeholder
+//! # ats-projections: read models folded from the log
+//!
+//! - [`Projector`]: a pure fold of events into one sled tree, via a [`View`] that caches what
+//!   a batch touches and writes each changed key once per batch.
+//! - [`runtime`]: runs each projector as an independent task — catch up, then tail; the
+//!   checkpoint, the seen-id set and a running digest of the tree are written in the **same**
+//!   atomic sled batch as the read-model changes, so a crash never applies an event twice or
+//!   skips one. Poison events go to a dead-letter range of the tree. Rebuilds replay into a
+//!   fresh tree and swap it in atomically.
+//! - [`store::Store`]: the sled database, verified at open and rebuilt when it is damaged.
+//! - Read models: [`profiles`] (operators, skills, sessions, metrics).
+//! - [`analytics`]: pure functions over read-model data with an explicit `as_of`.
+//!
+//! No fold reads the clock: time comes from events.
+//!
+//! ```no_run
+//! # async fn demo(log: std::sync::Arc<dyn ats_ingest::EventLog>) {
+//! use ats_projections::{runtime::Runtime, store::Store};
+//! let store = Store::open("data/read-models").unwrap();
+//! let runtime = Runtime::start(store, log, ats_projections::all_projectors());
+//! # }
+//! ```
+
+pub mod analytics;
+pub mod profiles;
+pub mod runtime;
+pub mod store;
+mod view;
+
+use std::sync::Arc;
+
+pub use runtime::{ApplyError, Projector};
+pub use view::View;
+
+/// Every projector of the engine, in a fixed order.
+pub fn all_projectors() -> Vec<Arc<dyn Projector>> {
+    vec![Arc::new(profiles::ProfilesProjector)]
+}
