@@ -177,14 +177,25 @@ mod tests {
         let conflict = json!([event("a", json!(0.5)), event("a", json!(0.6))]);
         assert!(matches!(
             parse_value(conflict, &Limits::default()),
-            Err(IntakeError::ConflictInBatch { first: 0, second: 1, .. })
+            Err(IntakeError::ConflictInBatch {
+                first: 0,
+                second: 1,
+                ..
+            })
         ));
     }
 
     #[test]
     fn limits_are_enforced() {
-        let limits = Limits { max_batch: 2, max_depth: 8 };
-        let three = json!([event("a", json!(0.1)), event("b", json!(0.1)), event("c", json!(0.1))]);
+        let limits = Limits {
+            max_batch: 2,
+            max_depth: 8,
+        };
+        let three = json!([
+            event("a", json!(0.1)),
+            event("b", json!(0.1)),
+            event("c", json!(0.1))
+        ]);
         assert_eq!(
             parse_value(three, &limits),
             Err(IntakeError::TooLarge { count: 3, limit: 2 })
@@ -194,8 +205,17 @@ mod tests {
         for _ in 0..10 {
             deep = json!([deep]);
         }
-        assert!(parse_value(deep, &limits).unwrap_err().to_string().contains("nesting depth"));
-        assert!(matches!(parse_body(b"{not json", &limits), Err(IntakeError::Malformed(_))));
-        assert!(parse_body(b"42", &limits).unwrap_err().to_string().contains("got a number"));
+        assert!(parse_value(deep, &limits)
+            .unwrap_err()
+            .to_string()
+            .contains("nesting depth"));
+        assert!(matches!(
+            parse_body(b"{not json", &limits),
+            Err(IntakeError::Malformed(_))
+        ));
+        assert!(parse_body(b"42", &limits)
+            .unwrap_err()
+            .to_string()
+            .contains("got a number"));
     }
 }

@@ -106,7 +106,11 @@ impl EmbeddedLog {
         let tx = db.begin_read().map_err(storage)?;
         let table = tx.open_table(EVENTS).map_err(storage)?;
         let mut out = Vec::with_capacity(max.min(4096));
-        for entry in table.range(after.saturating_add(1)..).map_err(storage)?.take(max) {
+        for entry in table
+            .range(after.saturating_add(1)..)
+            .map_err(storage)?
+            .take(max)
+        {
             let (key, value) = entry.map_err(storage)?;
             out.push(StoredEvent {
                 position: key.value(),
@@ -146,6 +150,10 @@ impl EmbeddedLog {
 impl EventLog for EmbeddedLog {
     fn backend(&self) -> &'static str {
         "embedded"
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 
     async fn append(&self, events: Vec<Envelope>) -> Result<AppendOutcome, LogError> {

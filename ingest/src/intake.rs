@@ -38,7 +38,11 @@ impl From<AppendOutcome> for Receipt {
 }
 
 /// Parses a CloudEvents body (one event or a batch) and appends it, all or nothing.
-pub async fn submit(log: &dyn EventLog, body: &[u8], limits: &Limits) -> Result<Receipt, SubmitError> {
+pub async fn submit(
+    log: &dyn EventLog,
+    body: &[u8],
+    limits: &Limits,
+) -> Result<Receipt, SubmitError> {
     let events = parse_body(body, limits)?;
     Ok(log.append(events).await?.into())
 }
@@ -127,8 +131,13 @@ pub async fn import_ndjson(
         if line.trim().is_empty() {
             continue;
         }
-        let mut events = ats_commands::intake::parse_body(line.as_bytes(), &limits)
-            .map_err(|error| ImportError::Line { line: line_no, error })?;
+        let mut events =
+            ats_commands::intake::parse_body(line.as_bytes(), &limits).map_err(|error| {
+                ImportError::Line {
+                    line: line_no,
+                    error,
+                }
+            })?;
         batch.append(&mut events);
         if batch.len() >= batch_size {
             summary.add(log.append(std::mem::take(&mut batch)).await?);

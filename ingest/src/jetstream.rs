@@ -19,7 +19,9 @@ use ats_events::{codec, Envelope, Timestamp};
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
-use crate::log::{dedup_batch, AppendOutcome, EventLog, EventStream, LogError, Position, StoredEvent};
+use crate::log::{
+    dedup_batch, AppendOutcome, EventLog, EventStream, LogError, Position, StoredEvent,
+};
 
 /// Bits of a position that hold the index inside a record.
 pub const INDEX_BITS: u32 = 16;
@@ -84,7 +86,13 @@ fn token(text: &str) -> String {
     let cleaned: String = text
         .chars()
         .take(64)
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if cleaned.is_empty() {
         "_".into()
@@ -100,10 +108,9 @@ impl JetStreamLog {
             .name("ats-mafia")
             .connection_timeout(Duration::from_secs(5));
         if let Some(path) = &config.credentials {
-            options = options
-                .credentials_file(path)
-                .await
-                .map_err(|e| LogError::Storage(format!("cannot read credentials {}: {e}", path.display())))?;
+            options = options.credentials_file(path).await.map_err(|e| {
+                LogError::Storage(format!("cannot read credentials {}: {e}", path.display()))
+            })?;
         }
         let client = options
             .connect(config.url.as_str())
@@ -113,7 +120,10 @@ impl JetStreamLog {
     }
 
     /// Uses an existing connection.
-    pub async fn with_client(client: async_nats::Client, config: JetStreamConfig) -> Result<Self, LogError> {
+    pub async fn with_client(
+        client: async_nats::Client,
+        config: JetStreamConfig,
+    ) -> Result<Self, LogError> {
         let context = jetstream::new(client.clone());
         let wanted = stream::Config {
             name: config.stream.clone(),
@@ -146,7 +156,9 @@ impl JetStreamLog {
                     ..wanted
                 })
                 .await
-                .map_err(|e| LogError::Storage(format!("cannot update stream {}: {e}", config.stream)))?;
+                .map_err(|e| {
+                    LogError::Storage(format!("cannot update stream {}: {e}", config.stream))
+                })?;
         }
         Ok(Self {
             context,
@@ -175,8 +187,18 @@ impl JetStreamLog {
     fn subject_for(&self, events: &[(Envelope, u64)]) -> String {
         let first = &events[0].0;
         let same_kind = events.iter().all(|(e, _)| e.kind() == first.kind());
-        let same_op = events.iter().all(|(e, _)| e.operator_id == first.operator_id);
-        let kind = if same_kind { first.kind().as_str().trim_start_matches("ats.").replace('.', "_") } else { "batch".into() };
+        let same_op = events
+            .iter()
+            .all(|(e, _)| e.operator_id == first.operator_id);
+        let kind = if same_kind {
+            first
+                .kind()
+                .as_str()
+                .trim_start_matches("ats.")
+                .replace('.', "_")
+        } else {
+            "batch".into()
+        };
         let op = match (&first.operator_id, same_op) {
             (Some(op), true) => token(op),
             _ => "_".into(),
@@ -185,7 +207,11 @@ impl JetStreamLog {
     }
 
     /// The stored events of the record at `sequence` (None when the sequence holds nothing).
-    async fn fetch(&self, stream: &stream::Stream, sequence: u64) -> Result<Option<Vec<StoredEvent>>, LogError> {
+    async fn fetch(
+        &self,
+        stream: &stream::Stream,
+        sequence: u64,
+    ) -> Result<Option<Vec<StoredEvent>>, LogError> {
         match stream.get_raw_message(sequence).await {
             Ok(message) => Ok(Some(record_events(sequence, &message.payload))),
             Err(err) if err.kind() == stream::RawMessageErrorKind::NoMessageFound => Ok(None),
@@ -195,7 +221,12 @@ impl JetStreamLog {
 
     async fn last_sequence(&self) -> Result<u64, LogError> {
         let mut stream = self.stream().await?;
-        Ok(stream.info().await.map_err(unavailable)?.state.last_sequence)
+        Ok(stream
+            .info()
+            .await
+            .map_err(unavailable)?
+            .state
+            .last_sequence)
     }
 
     fn check_duplicate(
@@ -210,7 +241,9 @@ impl JetStreamLog {
                 .iter()
                 .find(|stored| stored.envelope().is_some_and(|e| e.id == event.id));
             match found {
-                Some(stored) if stored.envelope().map(Envelope::content_digest) == Some(*digest) => {
+                Some(stored)
+                    if stored.envelope().map(Envelope::content_digest) == Some(*digest) =>
+                {
                     positions.push(stored.position)
                 }
                 _ => return Err(LogError::Conflict { id: event.id }),
@@ -228,7 +261,9 @@ fn record_events(sequence: u64, payload: &[u8]) -> Vec<StoredEvent> {
             .enumerate()
             .map(|(index, bytes)| StoredEvent {
                 position: position(sequence, index),
-                event: codec::decode(bytes).map(Arc::new).map_err(|e| e.to_string()),
+                event: codec::decode(bytes)
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string()),
             })
             .collect(),
         Err(err) => vec![StoredEvent {
@@ -256,6 +291,10 @@ fn message_id(events: &[(Envelope, u64)]) -> String {
 impl EventLog for JetStreamLog {
     fn backend(&self) -> &'static str {
         "jetstream"
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 
     async fn append(&self, events: Vec<Envelope>) -> Result<AppendOutcome, LogError> {
@@ -299,15 +338,19 @@ impl EventLog for JetStreamLog {
             .map_err(unavailable)?;
         let (positions, duplicates) = if ack.duplicate {
             let stream = self.stream().await?;
-            let record = self
-                .fetch(&stream, ack.sequence)
-                .await?
-                .ok_or_else(|| LogError::Storage(format!("duplicate ack names missing sequence {}", ack.sequence)))?;
+            let record = self.fetch(&stream, ack.sequence).await?.ok_or_else(|| {
+                LogError::Storage(format!(
+                    "duplicate ack names missing sequence {}",
+                    ack.sequence
+                ))
+            })?;
             let positions = Self::check_duplicate(&record, &batch.unique)?;
             let ids = batch.unique.iter().map(|(e, _)| e.id).collect();
             (positions, ids)
         } else {
-            let positions = (0..batch.unique.len()).map(|i| position(ack.sequence, i)).collect();
+            let positions = (0..batch.unique.len())
+                .map(|i| position(ack.sequence, i))
+                .collect();
             (positions, Vec::new())
         };
         Ok(AppendOutcome {

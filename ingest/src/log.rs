@@ -86,6 +86,9 @@ pub trait EventLog: Send + Sync + 'static {
     /// `embedded` or `jetstream`, for metrics and logs.
     fn backend(&self) -> &'static str;
 
+    /// The concrete backend, for wiring that needs it (the NATS intake needs the client).
+    fn as_any(&self) -> &dyn std::any::Any;
+
     /// Appends a batch, all or nothing as seen by readers, durable when it returns.
     /// Events whose id is already in the log with the same content are reported as
     /// duplicates and not appended again; with other content the whole batch fails with

@@ -26,7 +26,9 @@ fn event(name: &str, score: f64) -> Envelope {
 }
 
 fn batch(prefix: &str, n: usize) -> Vec<Envelope> {
-    (0..n).map(|i| event(&format!("{prefix}-{i}"), 0.5)).collect()
+    (0..n)
+        .map(|i| event(&format!("{prefix}-{i}"), 0.5))
+        .collect()
 }
 
 fn ids(events: &[StoredEvent]) -> Vec<uuid::Uuid> {
@@ -61,7 +63,10 @@ impl Embedded {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let log = Arc::new(EmbeddedLog::open(dir.path().join("log.redb")).unwrap());
-        Self { dir, log: Some(log) }
+        Self {
+            dir,
+            log: Some(log),
+        }
     }
 }
 
@@ -118,17 +123,34 @@ async fn append_then_read_in_order(h: &mut dyn Harness) {
     let first = log.append(batch("a", 3)).await.unwrap();
     let second = log.append(batch("b", 2)).await.unwrap();
     assert!(first.duplicates.is_empty() && second.duplicates.is_empty());
-    let positions: Vec<_> = first.positions.iter().chain(&second.positions).copied().collect();
+    let positions: Vec<_> = first
+        .positions
+        .iter()
+        .chain(&second.positions)
+        .copied()
+        .collect();
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
     let all = read_all(log.as_ref()).await;
-    assert_eq!(all.iter().map(|e| e.position).collect::<Vec<_>>(), positions);
-    let expected: Vec<_> = batch("a", 3).iter().chain(&batch("b", 2)).map(|e| e.id).collect();
+    assert_eq!(
+        all.iter().map(|e| e.position).collect::<Vec<_>>(),
+        positions
+    );
+    let expected: Vec<_> = batch("a", 3)
+        .iter()
+        .chain(&batch("b", 2))
+        .map(|e| e.id)
+        .collect();
     assert_eq!(ids(&all), expected);
     assert_eq!(log.head().await.unwrap(), *positions.last().unwrap());
-    assert!(all.iter().all(|e| e.envelope().unwrap().recorded_at > Timestamp::default()));
+    assert!(all
+        .iter()
+        .all(|e| e.envelope().unwrap().recorded_at > Timestamp::default()));
     // Reading from the middle starts after the given position.
     let tail = log.read(positions[2], 10).await.unwrap();
-    assert_eq!(tail.iter().map(|e| e.position).collect::<Vec<_>>(), positions[3..]);
+    assert_eq!(
+        tail.iter().map(|e| e.position).collect::<Vec<_>>(),
+        positions[3..]
+    );
 }
 
 async fn resent_batch_is_deduplicated(h: &mut dyn Harness) {
@@ -156,7 +178,10 @@ async fn same_id_other_content_is_a_conflict(h: &mut dyn Harness) {
     log.append(vec![event("c-1", 0.5)]).await.unwrap();
     let head = log.head().await.unwrap();
     let err = log.append(vec![event("c-1", 0.9)]).await.unwrap_err();
-    assert!(matches!(err, LogError::Conflict { id } if id == event_id("c-1")), "{err}");
+    assert!(
+        matches!(err, LogError::Conflict { id } if id == event_id("c-1")),
+        "{err}"
+    );
     assert_eq!(log.head().await.unwrap(), head);
     if log.may_hold_duplicates() {
         // JetStream finds conflicts of whole records; a conflicting id inside a new batch
@@ -167,7 +192,10 @@ async fn same_id_other_content_is_a_conflict(h: &mut dyn Harness) {
         .append(vec![event("c-new", 0.1), event("c-1", 0.9)])
         .await
         .unwrap_err();
-    assert!(matches!(err, LogError::Conflict { id } if id == event_id("c-1")), "{err}");
+    assert!(
+        matches!(err, LogError::Conflict { id } if id == event_id("c-1")),
+        "{err}"
+    );
     // Nothing of the refused batch landed, not even its new event.
     assert_eq!(log.head().await.unwrap(), head);
     assert_eq!(read_all(log.as_ref()).await.len(), 1);
@@ -207,7 +235,11 @@ async fn subscribe_catches_up_then_tails(h: &mut dyn Harness) {
         let next = tokio::time::timeout(Duration::from_secs(10), stream.next()).await;
         seen.extend(next.unwrap().unwrap().unwrap());
     }
-    let expected: Vec<_> = batch("s", 5).iter().chain(&batch("t", 2)).map(|e| e.id).collect();
+    let expected: Vec<_> = batch("s", 5)
+        .iter()
+        .chain(&batch("t", 2))
+        .map(|e| e.id)
+        .collect();
     assert_eq!(ids(&seen), expected);
     // A subscription from the middle starts after that position.
     let mut from_mid = log.clone().subscribe(seen[4].position, 100);
@@ -222,7 +254,10 @@ async fn restart_keeps_every_acknowledged_event(h: &mut dyn Harness) {
     h.restart().await;
     let log = h.log();
     let all = read_all(log.as_ref()).await;
-    assert_eq!(all.iter().map(|e| e.position).collect::<Vec<_>>(), outcome.positions);
+    assert_eq!(
+        all.iter().map(|e| e.position).collect::<Vec<_>>(),
+        outcome.positions
+    );
     // Dedup survives the restart.
     let again = log.append(batch("k", 10)).await.unwrap();
     assert_eq!(again.duplicates.len(), 10);
@@ -233,7 +268,10 @@ async fn reading_beyond_the_head_is_an_error(h: &mut dyn Harness) {
     let log = h.log();
     let outcome = log.append(batch("h", 1)).await.unwrap();
     let far = outcome.last_position() + (1 << 20);
-    assert!(matches!(log.read(far, 10).await, Err(LogError::BeyondHead { .. })));
+    assert!(matches!(
+        log.read(far, 10).await,
+        Err(LogError::BeyondHead { .. })
+    ));
 }
 
 macro_rules! conformance {

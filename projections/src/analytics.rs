@@ -1,7 +1,7 @@
 //! Pure analytics over read-model data (DOMAIN.md Part B §1.4), with an explicit `as_of`.
 
 use ats_events::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Mean of `values` (0 when empty).
 pub fn mean(values: &[f64]) -> f64 {
@@ -63,12 +63,12 @@ pub fn detect_plateau(scores_by_start_time: &[f64]) -> bool {
 }
 
 /// Seed `calculate_trend` result.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Trend {
     /// `positive`, `negative`, `neutral` or `insufficient_data`.
-    pub trend: &'static str,
+    pub trend: String,
     /// `improving`, `declining`, `stable` or `unknown`.
-    pub direction: &'static str,
+    pub direction: String,
     /// (second half mean − first half mean) / max(0.01, first half mean).
     pub change_rate: f64,
     /// Mean of the second half.
@@ -85,8 +85,8 @@ pub struct Trend {
 impl Trend {
     fn insufficient() -> Self {
         Self {
-            trend: "insufficient_data",
-            direction: "unknown",
+            trend: "insufficient_data".into(),
+            direction: "unknown".into(),
             change_rate: 0.0,
             current_avg: None,
             previous_avg: None,
@@ -121,8 +121,8 @@ pub fn calculate_trend(points: &[(Timestamp, f64)], window_days: i64, as_of: Tim
         ("neutral", "stable")
     };
     Trend {
-        trend,
-        direction,
+        trend: trend.into(),
+        direction: direction.into(),
         change_rate,
         current_avg: Some(second),
         previous_avg: Some(first),
@@ -156,13 +156,29 @@ mod tests {
 
     #[test]
     fn trend_halves_and_window() {
-        let day = |d: i64| Timestamp::parse_rfc3339("2026-11-01T00:00:00Z").unwrap().plus_seconds(d * 86_400);
-        let points = [(day(0), 1.0), (day(5), 0.5), (day(6), 0.5), (day(7), 0.7), (day(8), 0.8)];
+        let day = |d: i64| {
+            Timestamp::parse_rfc3339("2026-11-01T00:00:00Z")
+                .unwrap()
+                .plus_seconds(d * 86_400)
+        };
+        let points = [
+            (day(0), 1.0),
+            (day(5), 0.5),
+            (day(6), 0.5),
+            (day(7), 0.7),
+            (day(8), 0.8),
+        ];
         let t = calculate_trend(&points, 7, day(8));
         // Day 0 is outside the window; halves [0.5, 0.5] and [0.7, 0.8].
         assert_eq!(t.sample_size, Some(4));
         assert!((t.change_rate - 0.5).abs() < 1e-12);
-        assert_eq!((t.trend, t.direction), ("positive", "improving"));
-        assert_eq!(calculate_trend(&points[..1], 7, day(0)).trend, "insufficient_data");
+        assert_eq!(
+            (t.trend.as_str(), t.direction.as_str()),
+            ("positive", "improving")
+        );
+        assert_eq!(
+            calculate_trend(&points[..1], 7, day(0)).trend,
+            "insufficient_data"
+        );
     }
 }

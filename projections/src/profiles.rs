@@ -8,9 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use ats_events::{
-    Attributes, Envelope, MetricType, Payload, SessionCompleted, Timestamp,
-};
+use ats_events::{Attributes, Envelope, MetricType, Payload, SessionCompleted, Timestamp};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -151,7 +149,11 @@ impl OperatorProfile {
         if self.skills.is_empty() {
             return SkillLevel::Novice;
         }
-        let total: f64 = self.skills.values().map(|s| f64::from(s.proficiency.numeric())).sum();
+        let total: f64 = self
+            .skills
+            .values()
+            .map(|s| f64::from(s.proficiency.numeric()))
+            .sum();
         SkillLevel::from_numeric(total / self.skills.len() as f64)
     }
 }
@@ -237,7 +239,9 @@ impl ProfilesProjector {
         operator: &str,
         at: Timestamp,
     ) -> Result<&'v mut OperatorProfile, ApplyError> {
-        view.entry(&profile_key(operator), || OperatorProfile::new(operator, at))
+        view.entry(&profile_key(operator), || {
+            OperatorProfile::new(operator, at)
+        })
     }
 
     fn record_metric(
@@ -309,7 +313,12 @@ impl ProfilesProjector {
         ]
         .concat();
         view.put_raw(&index_key, Vec::new())?;
-        view.put(&key, SessionRecord { data: session.clone() })
+        view.put(
+            &key,
+            SessionRecord {
+                data: session.clone(),
+            },
+        )
     }
 }
 
@@ -363,7 +372,10 @@ fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Option<T> {
 
 /// The profile of `operator`.
 pub fn profile(tree: &sled::Tree, operator: &str) -> Option<OperatorProfile> {
-    tree.get(profile_key(operator)).ok().flatten().and_then(|v| decode(&v))
+    tree.get(profile_key(operator))
+        .ok()
+        .flatten()
+        .and_then(|v| decode(&v))
 }
 
 /// Every operator id, in order.
@@ -386,7 +398,10 @@ pub fn counts(tree: &sled::Tree) -> (usize, usize, usize) {
 
 /// One session.
 pub fn session(tree: &sled::Tree, session_id: &str) -> Option<SessionRecord> {
-    tree.get(session_key(session_id)).ok().flatten().and_then(|v| decode(&v))
+    tree.get(session_key(session_id))
+        .ok()
+        .flatten()
+        .and_then(|v| decode(&v))
 }
 
 /// Sessions of `operator`, most recent start first; `limit` 0 = all.
@@ -397,7 +412,11 @@ pub fn sessions(tree: &sled::Tree, operator: &str, limit: usize) -> Vec<SessionR
         .rev()
         .filter_map(Result::ok)
         .filter_map(|k| {
-            let id = k.iter().skip(3 + operator.len() + 1 + 8 + 1).copied().collect::<Vec<u8>>();
+            let id = k
+                .iter()
+                .skip(3 + operator.len() + 1 + 8 + 1)
+                .copied()
+                .collect::<Vec<u8>>();
             session(tree, &String::from_utf8_lossy(&id))
         })
         .take(limit)
@@ -414,7 +433,7 @@ pub fn metrics(tree: &sled::Tree, operator: &str) -> Vec<MetricPoint> {
 }
 
 /// A profile as the seed serializes it (`OperatorProfile.to_dict`), with the derived level.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ProfileDto {
     /// Operator id.
     pub operator_id: String,
@@ -457,7 +476,7 @@ impl From<&OperatorProfile> for ProfileDto {
 }
 
 /// A weakness: a skill at intermediate or below.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Weakness {
     /// Skill.
     pub skill: String,
@@ -466,7 +485,7 @@ pub struct Weakness {
 }
 
 /// Seed `analyze_operator_performance`.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Analysis {
     /// Operator id.
     pub operator_id: String,
@@ -484,12 +503,13 @@ pub struct Analysis {
     pub learning_velocity: f64,
     /// Seed plateau rule over the last 5 sessions.
     pub plateau_detected: bool,
-    /// 7-day trend per metric type that has metrics.
+    /// Trend over the window (7 days unless `time_range_days` says otherwise) per metric type
+    /// that has metrics.
     pub trends: BTreeMap<String, Trend>,
 }
 
 /// `GET /api/analytics/operator/{id}/performance` body.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Performance {
     /// Operator id.
     pub operator_id: String,
@@ -525,8 +545,14 @@ pub fn weaknesses(profile: &OperatorProfile) -> Vec<&SkillMetric> {
     weak
 }
 
-/// The seed's performance analysis of `operator` as of `as_of`.
-pub fn performance(tree: &sled::Tree, operator: &str, as_of: Timestamp) -> Option<Performance> {
+/// The seed's performance analysis of `operator` as of `as_of`; metric trends over the last
+/// `window_days` (the seed's 7 by default).
+pub fn performance(
+    tree: &sled::Tree,
+    operator: &str,
+    window_days: i64,
+    as_of: Timestamp,
+) -> Option<Performance> {
     let profile = profile(tree, operator)?;
     let mut sessions = sessions(tree, operator, 0);
     sessions.reverse();
@@ -542,7 +568,7 @@ pub fn performance(tree: &sled::Tree, operator: &str, as_of: Timestamp) -> Optio
         if !points.is_empty() {
             trends.insert(
                 metric_type.as_str().to_owned(),
-                calculate_trend(&points, 7, as_of),
+                calculate_trend(&points, window_days, as_of),
             );
         }
     }

@@ -227,7 +227,10 @@ pub fn fold_batch(
                 match view.get_raw(&seen_key)? {
                     Some(seen) if seen == digest.to_be_bytes() => continue,
                     Some(_) => {
-                        let reason = format!("conflict: event id {} was applied with other content", event.id);
+                        let reason = format!(
+                            "conflict: event id {} was applied with other content",
+                            event.id
+                        );
                         dead_letter(&mut view, stored, &reason)?;
                         continue;
                     }
@@ -389,7 +392,11 @@ impl Runtime {
     /// Stops every task after its current batch and flushes the store.
     pub async fn shutdown(&self) {
         let _ = self.shutdown.send(true);
-        let tasks = self.tasks.lock().map(|mut t| std::mem::take(&mut *t)).unwrap_or_default();
+        let tasks = self
+            .tasks
+            .lock()
+            .map(|mut t| std::mem::take(&mut *t))
+            .unwrap_or_default();
         for task in tasks {
             let _ = task.await;
         }
@@ -476,18 +483,22 @@ impl ProjectorTask {
             };
             let events = match batch {
                 None => return Err(TaskError::Retry("the log subscription ended".into())),
-                Some(Err(err @ LogError::BeyondHead { .. })) => return Err(TaskError::Fatal(err.to_string())),
+                Some(Err(err @ LogError::BeyondHead { .. })) => {
+                    return Err(TaskError::Fatal(err.to_string()))
+                }
                 Some(Err(err)) => return Err(TaskError::Retry(err.to_string())),
                 Some(Ok(events)) => events,
             };
-            let folded = fold_blocking(handle.projector.clone(), tree.clone(), events, dedup).await?;
+            let folded =
+                fold_blocking(handle.projector.clone(), tree.clone(), events, dedup).await?;
             handle.update(|s| {
                 s.position = folded.position;
                 s.dead_letters += folded.dead_letters;
                 s.digest = digest(&tree);
                 s.last_error = None;
                 if let Some(recorded) = folded.recorded_at {
-                    s.lag_seconds = (Timestamp::now().micros() - recorded.micros()).max(0) as f64 / 1e6;
+                    s.lag_seconds =
+                        (Timestamp::now().micros() - recorded.micros()).max(0) as f64 / 1e6;
                 }
             });
             self.refresh_head(&tree).await;
@@ -516,14 +527,26 @@ impl ProjectorTask {
         let handle = self.handle.clone();
         let name = handle.name();
         handle.update(|s| s.state = ProjectorState::Rebuilding);
-        let old = self.store.active_generation(name).map_err(|e| e.to_string())?;
+        let old = self
+            .store
+            .active_generation(name)
+            .map_err(|e| e.to_string())?;
         let fresh = old + 1;
         let tree = self.store.tree(name, fresh).map_err(|e| e.to_string())?;
         tree.clear().map_err(|e| e.to_string())?;
         let target = self.log.head().await.map_err(|e| e.to_string())?;
-        replay_into(handle.projector.clone(), &tree, self.log.clone(), target, |_| {}).await?;
+        replay_into(
+            handle.projector.clone(),
+            &tree,
+            self.log.clone(),
+            target,
+            |_| {},
+        )
+        .await?;
         // The swap: queries move to the new tree at once, then the old one goes.
-        self.store.set_active_generation(name, fresh).map_err(|e| e.to_string())?;
+        self.store
+            .set_active_generation(name, fresh)
+            .map_err(|e| e.to_string())?;
         match handle.tree.write() {
             Ok(mut slot) => *slot = tree.clone(),
             Err(poisoned) => *poisoned.into_inner() = tree.clone(),
@@ -616,8 +639,13 @@ pub async fn rebuild_all(
         let fresh = old + 1;
         let tree = store.tree(name, fresh).map_err(|e| e.to_string())?;
         tree.clear().map_err(|e| e.to_string())?;
-        replay_into(projector.clone(), &tree, log.clone(), target, |p| progress(name, p, target)).await?;
-        store.set_active_generation(name, fresh).map_err(|e| e.to_string())?;
+        replay_into(projector.clone(), &tree, log.clone(), target, |p| {
+            progress(name, p, target)
+        })
+        .await?;
+        store
+            .set_active_generation(name, fresh)
+            .map_err(|e| e.to_string())?;
         store.drop_tree(name, old).map_err(|e| e.to_string())?;
         out.push((name.to_owned(), checkpoint(&tree), digest(&tree)));
     }

@@ -121,7 +121,11 @@ impl Store {
     }
 
     /// Points queries of `projector` at `generation`.
-    pub fn set_active_generation(&self, projector: &str, generation: u64) -> Result<(), StoreError> {
+    pub fn set_active_generation(
+        &self,
+        projector: &str,
+        generation: u64,
+    ) -> Result<(), StoreError> {
         let meta = self.db.open_tree("meta").map_err(|e| self.sled_err(e))?;
         meta.insert(format!("active/{projector}"), &generation.to_be_bytes())
             .map_err(|e| self.sled_err(e))?;

@@ -23,7 +23,10 @@ fn encoder<T: Record>(value: &dyn Any) -> Result<Vec<u8>, String> {
 
 enum Value {
     /// Decoded, possibly changed; encoded once at commit.
-    Typed { value: Box<dyn Any + Send>, encode: Encoder },
+    Typed {
+        value: Box<dyn Any + Send>,
+        encode: Encoder,
+    },
     /// Raw bytes (`None` = deleted).
     Raw(Option<Vec<u8>>),
 }

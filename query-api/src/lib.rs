@@ -1,1 +1,48 @@
-//! placeholder
+//! # ats-query-api: the thin HTTP face of the engine
+//!
+//! [`app`] builds the whole axum [`Router`] from an [`AppState`]: event intake
+//! (`POST /api/events`, which appends only through `ats-commands` and the log), the
+//! `/api/analytics/...` read-model queries, admin (projector status, digests, dead letters,
+//! rebuild), health (`/healthz`, `/readyz`), Prometheus `/metrics`, the OpenAPI document at
+//! `/api/openapi.json` and the dashboard page at `/`.
+//!
+//! Errors are JSON `{"error": code, "message": text}` with the status set in one place
+//! ([`ApiError`]). Queries accept `as_of` (RFC 3339) where time matters and `min_position`
+//! (read-your-writes: wait, bounded, until the projectors have applied that position).
+//!
+//! ```no_run
+//! # async fn demo(state: ats_query_api::AppState) {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await.unwrap();
+//! axum::serve(listener, ats_query_api::app(state)).await.unwrap();
+//! # }
+//! ```
+
+mod error;
+mod openapi;
+mod params;
+mod routes;
+mod state;
+
+pub use error::ApiError;
+pub use openapi::ApiDoc;
+pub use state::{AppState, Counters};
+
+use axum::Router;
+
+/// Largest request body accepted (a full batch of large events fits easily).
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+/// The whole API.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .merge(routes::events::router())
+        .merge(routes::operators::router())
+        .merge(routes::admin::router())
+        .merge(routes::health::router())
+        .merge(routes::dashboard::router())
+        .merge(openapi::router())
+        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,0 +1,7 @@
+//! One module per HTTP resource.
+
+pub mod admin;
+pub mod dashboard;
+pub mod events;
+pub mod health;
+pub mod operators;

@@ -1,0 +1,52 @@
+//! Shared state of every handler.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use ats_commands::intake::Limits;
+use ats_ingest::EventLog;
+use ats_projections::runtime::Runtime;
+
+/// Counters for `/metrics`, incremented per request (never per event on a hot path).
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Events appended through the API.
+    pub events_appended: AtomicU64,
+    /// Events that were duplicates.
+    pub events_duplicate: AtomicU64,
+    /// Batches appended.
+    pub batches_appended: AtomicU64,
+    /// Refused submissions.
+    pub submissions_rejected: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The log (writes go through `ats-commands` intake into it).
+    pub log: Arc<dyn EventLog>,
+    /// The projectors and their read models.
+    pub runtime: Arc<Runtime>,
+    /// Intake limits.
+    pub limits: Limits,
+    /// Request counters.
+    pub counters: Arc<Counters>,
+}
+
+impl AppState {
+    /// State over a log and a running projector runtime.
+    pub fn new(log: Arc<dyn EventLog>, runtime: Arc<Runtime>) -> Self {
+        Self {
+            log,
+            runtime,
+            limits: Limits::default(),
+            counters: Arc::default(),
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! `ats-mafia analytics …`: the seed's commands, against a server (`--url`) or the local data.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use ats_events::Timestamp;
+use ats_projections::profiles::{self, Performance};
+use comfy_table::Table;
+
+use crate::config::Config;
+use crate::engine::LogArgs;
+
+/// Where to read from.
+#[derive(clap::Args, Clone)]
+pub struct Source {
+    /// A running server (`http://127.0.0.1:8080`); without it the local data directory is read.
+    #[arg(long, env = "ATS_URL")]
+    pub url: Option<String>,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// Output format.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// A readable table.
+    Table,
+    /// JSON.
+    Json,
+}
+
+/// The seed's analytics commands.
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// An operator's profile, skills, strengths and weaknesses.
+    OperatorStats {
+        /// Operator id.
+        operator_id: String,
+        /// Trend window in days.
+        #[arg(short = 't', long = "time-range", default_value_t = 7)]
+        time_range: u32,
+        /// Output format.
+        #[arg(short = 'f', long, value_enum, default_value = "table")]
+        format: Format,
+        /// Same as `--format json`.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        source: Source,
+    },
+}
+
+pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::OperatorStats {
+            operator_id,
+            time_range,
+            format,
+            json,
+            source,
+        } => {
+            let performance =
+                operator_performance(&source, &config, &operator_id, time_range).await?;
+            if json || format == Format::Json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "profile": performance.profile,
+                        "analysis": performance.analysis,
+                    }))?
+                );
+            } else {
+                print!("{}", operator_table(&performance));
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn operator_performance(
+    source: &Source,
+    config: &Config,
+    operator_id: &str,
+    time_range: u32,
+) -> anyhow::Result<Performance> {
+    if let Some(url) = &source.url {
+        let endpoint = format!(
+            "{}/api/analytics/operator/{}/performance?time_range_days={time_range}",
+            url.trim_end_matches('/'),
+            operator_id
+        );
+        let response = reqwest::get(&endpoint)
+            .await
+            .with_context(|| format!("cannot reach {url}"))?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            bail!("Operator not found: {operator_id}");
+        }
+        let status = response.status();
+        let body: serde_json::Value = response
+            .json()
+            .await
+            .context("the server's answer is not JSON")?;
+        if !status.is_success() {
+            bail!(
+                "{}: {}",
+                status,
+                body["message"].as_str().unwrap_or("request failed")
+            );
+        }
+        return serde_json::from_value(body).context("unexpected answer from the server");
+    }
+    let paths = source.log.resolve(config);
+    let log = paths.open_log(Duration::from_secs(10)).await?;
+    let store = paths.open_store()?;
+    let tree = catch_up(&store, log, profiles::NAME).await?;
+    profiles::performance(
+        &tree,
+        operator_id,
+        i64::from(time_range.max(1)),
+        Timestamp::now(),
+    )
+    .ok_or_else(|| anyhow::anyhow!("Operator not found: {operator_id}"))
+}
+
+/// Brings one projector's active tree up to the head of the log, as the server would.
+async fn catch_up(
+    store: &ats_projections::store::Store,
+    log: std::sync::Arc<dyn ats_ingest::EventLog>,
+    name: &str,
+) -> anyhow::Result<sled::Tree> {
+    let projector = ats_projections::all_projectors()
+        .into_iter()
+        .find(|p| p.name() == name)
+        .ok_or_else(|| anyhow::anyhow!("no projector {name}"))?;
+    let tree = store.tree(name, store.active_generation(name)?)?;
+    let head = log.head().await?;
+    ats_projections::runtime::replay_into(projector, &tree, log, head, |_| {})
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot update the read models: {e}"))?;
+    Ok(tree)
+}
+
+/// The seed's `operator-stats` table.
+pub fn operator_table(p: &Performance) -> String {
+    let mut out = String::new();
+    let rule = "=".repeat(60);
+    out.push_str(&format!(
+        "{rule}\nOperator Performance Summary: {}\n{rule}\n\n",
+        p.profile.name
+    ));
+    let mut overview = Table::new();
+    overview.set_header(["Overview", ""]);
+    overview.add_row([
+        "Total Sessions".to_owned(),
+        p.profile.total_sessions.to_string(),
+    ]);
+    overview.add_row([
+        "Total Hours".to_owned(),
+        format!("{:.1}", p.profile.total_hours),
+    ]);
+    overview.add_row([
+        "Skill Level".to_owned(),
+        format!("{:?}", p.profile.skill_level).to_lowercase(),
+    ]);
+    overview.add_row([
+        "Certifications".to_owned(),
+        p.profile.certifications.len().to_string(),
+    ]);
+    overview.add_row([
+        "Learning Velocity".to_owned(),
+        format!("{:.2}", p.analysis.learning_velocity),
+    ]);
+    overview.add_row([
+        "Plateau Detected".to_owned(),
+        if p.analysis.plateau_detected {
+            "yes"
+        } else {
+            "no"
+        }
+        .to_owned(),
+    ]);
+    out.push_str(&format!("{overview}\n\nTop Skills:\n"));
+    let mut skills: Vec<_> = p.profile.skills.values().collect();
+    skills.sort_by(|a, b| {
+        b.proficiency
+            .cmp(&a.proficiency)
+            .then_with(|| a.skill_name.cmp(&b.skill_name))
+    });
+    let mut top = Table::new();
+    top.set_header(["Skill", "Proficiency", "Success Rate", "Practice Count"]);
+    for s in skills.iter().take(5) {
+        top.add_row([
+            s.skill_name.clone(),
+            format!("{:?}", s.proficiency).to_lowercase(),
+            format!("{:.1}%", s.success_rate * 100.0),
+            s.practice_count.to_string(),
+        ]);
+    }
+    out.push_str(&format!("{top}\n\n"));
+    let strengths: Vec<&str> = p
+        .analysis
+        .strengths
+        .iter()
+        .take(5)
+        .map(String::as_str)
+        .collect();
+    out.push_str(&format!(
+        "Strengths: {}\n",
+        if strengths.is_empty() {
+            "none yet".into()
+        } else {
+            strengths.join(", ")
+        }
+    ));
+    out.push_str("Weaknesses:\n");
+    for w in p.analysis.weaknesses.iter().take(3) {
+        out.push_str(&format!(
+            "  - {}: {}\n",
+            w.skill,
+            format!("{:?}", w.proficiency).to_lowercase()
+        ));
+    }
+    out
+}

@@ -1,0 +1,6 @@
+//! One module per command.
+
+pub mod analytics;
+pub mod import;
+pub mod replay;
+pub mod serve;

@@ -1,0 +1,224 @@
+//! Configuration: a YAML file with the seed's `analytics:` keys plus `log:` and `api:`.
+//! Unknown keys are an error naming the key. Flags and `ATS_*` variables override the file.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The seed's analytics block.
+    pub analytics: Analytics,
+    /// Where the event log lives.
+    pub log: Log,
+    /// The HTTP API.
+    pub api: Api,
+}
+
+/// `analytics:` (DOMAIN.md §B13.3).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Analytics {
+    /// Whether analytics run at all.
+    pub enabled: bool,
+    /// Data directory (log and read models).
+    pub storage_path: PathBuf,
+    /// The seed's cache TTL; read models are always fresh, so it only bounds client caching.
+    pub cache_ttl_seconds: u64,
+    /// Seed key, accepted.
+    pub auto_refresh: bool,
+    /// Metric retention.
+    pub retention_days: Option<u32>,
+    /// Seed sub-block.
+    pub performance_metrics: PerformanceMetrics,
+    /// Reports.
+    pub reporting: Reporting,
+    /// Alerts.
+    pub alerts: Alerts,
+    /// The seed's database block (unused: the log is the database).
+    pub database: Database,
+}
+
+impl Default for Analytics {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            storage_path: PathBuf::from("data"),
+            cache_ttl_seconds: 300,
+            auto_refresh: true,
+            retention_days: None,
+            performance_metrics: PerformanceMetrics::default(),
+            reporting: Reporting::default(),
+            alerts: Alerts::default(),
+            database: Database::default(),
+        }
+    }
+}
+
+/// `analytics.performance_metrics`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PerformanceMetrics {
+    /// Seed key.
+    pub track_all_sessions: bool,
+    /// Seed key.
+    pub retention_days: u32,
+}
+
+impl Default for PerformanceMetrics {
+    fn default() -> Self {
+        Self {
+            track_all_sessions: true,
+            retention_days: 365,
+        }
+    }
+}
+
+/// `analytics.reporting`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Reporting {
+    /// Scheduled reports.
+    pub auto_generate: Vec<String>,
+    /// Output formats.
+    pub formats: Vec<String>,
+}
+
+impl Default for Reporting {
+    fn default() -> Self {
+        Self {
+            auto_generate: vec!["daily_summary".into(), "weekly_cost".into()],
+            formats: vec!["json".into(), "html".into(), "markdown".into()],
+        }
+    }
+}
+
+/// `analytics.alerts`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Alerts {
+    /// Budget alert thresholds (fractions of the budget).
+    pub budget_thresholds: Vec<f64>,
+    /// Performance alert threshold (recent average score).
+    pub performance_threshold: f64,
+}
+
+impl Default for Alerts {
+    fn default() -> Self {
+        Self {
+            budget_thresholds: vec![0.75, 0.9, 1.0],
+            performance_threshold: 0.6,
+        }
+    }
+}
+
+/// `analytics.database`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Database {
+    /// Seed key (unused).
+    pub url: String,
+}
+
+impl Default for Database {
+    fn default() -> Self {
+        Self {
+            url: "sqlite:///ats_mafia_analytics.db".into(),
+        }
+    }
+}
+
+/// `log:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    /// `embedded` (default) or `nats`.
+    pub backend: Backend,
+    /// NATS URL(s), for `nats`.
+    pub url: Option<String>,
+    /// JetStream stream name.
+    pub stream: String,
+    /// Stream replicas (3 in a cluster).
+    pub replicas: usize,
+    /// NATS credentials file.
+    pub credentials: Option<PathBuf>,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Self {
+            backend: Backend::Embedded,
+            url: None,
+            stream: "ATS_EVENTS".into(),
+            replicas: 1,
+            credentials: None,
+        }
+    }
+}
+
+/// Which log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    /// The embedded redb log.
+    Embedded,
+    /// NATS JetStream.
+    Nats,
+}
+
+/// `api:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Api {
+    /// Bind address.
+    pub bind: String,
+}
+
+impl Default for Api {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads the file, or the defaults when there is none.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("invalid config file {}", path.display()))
+    }
+
+    /// Parses YAML text.
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        if text.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        Ok(serde_yaml_ng::from_str(text)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_keys_parse_and_unknown_keys_are_named() {
+        let config = Config::parse(
+            "analytics:\n  enabled: true\n  storage_path: /tmp/x\n  alerts:\n    budget_thresholds: [0.5, 1.0]\nlog:\n  backend: nats\n  url: nats://h:4222\n",
+        )
+        .unwrap();
+        assert_eq!(config.analytics.alerts.budget_thresholds, vec![0.5, 1.0]);
+        assert_eq!(config.analytics.alerts.performance_threshold, 0.6);
+        assert_eq!(config.log.backend, Backend::Nats);
+        let err = Config::parse("analytics:\n  cache_ttl: 3\n").unwrap_err();
+        assert!(format!("{err:#}").contains("cache_ttl"), "{err:#}");
+    }
+}

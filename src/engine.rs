@@ -1,0 +1,134 @@
+//! Wiring shared by the commands: where the data lives and which log to open.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use ats_ingest::embedded::EmbeddedLog;
+use ats_ingest::jetstream::{JetStreamConfig, JetStreamLog};
+use ats_ingest::{EventLog, LogError};
+use ats_projections::store::Store;
+
+use crate::config::{Backend, Config};
+
+/// Where the log and the read models are (flags common to every local command).
+#[derive(clap::Args, Debug, Clone)]
+pub struct LogArgs {
+    /// Data directory: `log.redb` (embedded log) and `read-models/` (sled).
+    #[arg(long, env = "ATS_DATA_DIR")]
+    pub data: Option<PathBuf>,
+    /// Use NATS JetStream at this URL instead of the embedded log.
+    #[arg(long, env = "ATS_NATS_URL")]
+    pub nats: Option<String>,
+    /// JetStream stream name.
+    #[arg(long, env = "ATS_NATS_STREAM")]
+    pub stream: Option<String>,
+}
+
+/// The resolved choice.
+pub struct Paths {
+    /// Data directory.
+    pub data: PathBuf,
+    /// JetStream settings, when the log is JetStream.
+    pub jetstream: Option<JetStreamConfig>,
+}
+
+impl LogArgs {
+    /// Flags over environment over file over defaults.
+    pub fn resolve(&self, config: &Config) -> Paths {
+        let data = self
+            .data
+            .clone()
+            .unwrap_or_else(|| config.analytics.storage_path.clone());
+        let url = self.nats.clone().or_else(|| {
+            (config.log.backend == Backend::Nats).then(|| {
+                config
+                    .log
+                    .url
+                    .clone()
+                    .unwrap_or_else(|| "nats://127.0.0.1:4222".into())
+            })
+        });
+        let jetstream = url.map(|url| JetStreamConfig {
+            url,
+            stream: self
+                .stream
+                .clone()
+                .unwrap_or_else(|| config.log.stream.clone()),
+            replicas: config.log.replicas,
+            credentials: config.log.credentials.clone(),
+            ..JetStreamConfig::default()
+        });
+        Paths { data, jetstream }
+    }
+}
+
+impl Paths {
+    /// The read-model directory (per stream when the log is JetStream, so one data dir can
+    /// hold read models of several logs without mixing them).
+    pub fn read_models(&self) -> PathBuf {
+        match &self.jetstream {
+            None => self.data.join("read-models"),
+            Some(js) => self.data.join(format!("read-models-{}", js.stream)),
+        }
+    }
+
+    /// Opens the log. JetStream is retried with backoff until `patience` runs out.
+    pub async fn open_log(&self, patience: Duration) -> anyhow::Result<Arc<dyn EventLog>> {
+        match &self.jetstream {
+            None => {
+                let path = self.data.join("log.redb");
+                let log = EmbeddedLog::open(&path).map_err(|err| in_use(err, &path))?;
+                Ok(Arc::new(log))
+            }
+            Some(config) => {
+                let deadline = tokio::time::Instant::now() + patience;
+                let mut backoff = Duration::from_millis(200);
+                loop {
+                    match JetStreamLog::connect(config.clone()).await {
+                        Ok(log) => return Ok(Arc::new(log)),
+                        Err(err) if tokio::time::Instant::now() < deadline => {
+                            tracing::warn!(message = "NATS not reachable yet; retrying.", url = %config.url, %err, retry_in_ms = backoff.as_millis() as u64);
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(Duration::from_secs(5));
+                        }
+                        Err(err) => {
+                            return Err(err).with_context(|| {
+                                format!("cannot open the JetStream log at {}", config.url)
+                            })
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Opens the read-model store.
+    pub fn open_store(&self) -> anyhow::Result<Store> {
+        let path = self.read_models();
+        Store::open(&path).map_err(|err| {
+            let text = err.to_string();
+            if text.contains("lock") || text.contains("WouldBlock") || text.contains("temporarily unavailable") {
+                anyhow::anyhow!("the data directory {} is in use by a running server; query it with --url http://<bind address> instead", self.data.display())
+            } else {
+                anyhow::Error::new(err)
+            }
+        })
+    }
+}
+
+fn in_use(err: LogError, path: &std::path::Path) -> anyhow::Error {
+    let text = err.to_string();
+    if text.contains("already open")
+        || text.contains("lock")
+        || text.contains("temporarily unavailable")
+    {
+        anyhow::anyhow!(
+            "the log {} is in use by a running server; query it with --url http://<bind address> instead",
+            path.display()
+        )
+    } else {
+        anyhow::Error::new(err).context(format!("cannot open the log {}", path.display()))
+    }
+}
