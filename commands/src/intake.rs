@@ -18,7 +18,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            max_batch: 10_000,
+            max_batch: 1_000,
             max_depth: 32,
         }
     }

@@ -209,6 +209,8 @@ pub fn fold_batch(
     'attempt: loop {
         let mut view = View::new(tree);
         let mut recorded_at = None;
+        // Ids applied before with other content, dead-lettered in this attempt.
+        let mut conflicts = 0u64;
         for (index, stored) in events.iter().enumerate() {
             if let Some(reason) = refused.get(&index) {
                 dead_letter(&mut view, stored, reason)?;
@@ -232,6 +234,7 @@ pub fn fold_batch(
                             event.id
                         );
                         dead_letter(&mut view, stored, &reason)?;
+                        conflicts += 1;
                         continue;
                     }
                     None => Some(digest),
@@ -264,6 +267,7 @@ pub fn fold_batch(
         return Ok(Folded {
             position: last.position,
             dead_letters: refused.len() as u64
+                + conflicts
                 + events.iter().filter(|e| e.event.is_err()).count() as u64,
             recorded_at,
         });
@@ -651,4 +655,161 @@ pub async fn rebuild_all(
     }
     store.flush().map_err(|e| e.to_string())?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ats_events::cloudevents::event_id;
+    use ats_events::{Payload, SkillAssessed};
+
+    /// Keeps the last score of each skill under `k/<skill>` and the last skill under `last`;
+    /// a score of 0 deletes the skill's key; a score of 1 writes, then refuses the event (a
+    /// projector failing half-way through an event).
+    struct Scores;
+
+    impl Projector for Scores {
+        fn name(&self) -> &'static str {
+            "scores_v1"
+        }
+
+        fn apply(&self, view: &mut View<'_>, event: &Envelope) -> Result<(), ApplyError> {
+            let Payload::SkillAssessed(p) = &event.payload else {
+                return Ok(());
+            };
+            let key = format!("k/{}", p.skill);
+            view.put(b"last", p.skill.clone())?;
+            if p.score == 0.0 {
+                return view.remove(key.as_bytes());
+            }
+            view.put(key.as_bytes(), p.score)?;
+            if p.score == 1.0 {
+                return Err(ApplyError::Rejected("perfect scores are refused".into()));
+            }
+            Ok(())
+        }
+    }
+
+    fn assessed(position: Position, skill: &str, score: f64) -> StoredEvent {
+        let payload = Payload::SkillAssessed(SkillAssessed {
+            operator_id: "op_1".into(),
+            skill: skill.into(),
+            score,
+        });
+        let id = event_id(&format!("{skill}-{position}"));
+        StoredEvent {
+            position,
+            event: Ok(Arc::new(Envelope::new(id, Timestamp::from_micros(0), "tests", payload))),
+        }
+    }
+
+    fn tree() -> sled::Tree {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        db.open_tree("t").unwrap()
+    }
+
+    /// The digest recomputed from every entry but the checkpoint and the digest itself.
+    fn recomputed(tree: &sled::Tree) -> String {
+        let sum = tree
+            .iter()
+            .map(Result::unwrap)
+            .filter(|(k, _)| k.as_ref() != CHECKPOINT_KEY && k.as_ref() != DIGEST_KEY)
+            .fold(0u64, |sum, (k, v)| sum.wrapping_add(crate::view::entry_hash(&k, &v)));
+        format!("{sum:016x}")
+    }
+
+    fn entries(tree: &sled::Tree) -> Vec<(Vec<u8>, Vec<u8>)> {
+        tree.iter()
+            .map(Result::unwrap)
+            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn running_digest_equals_a_full_recomputation() {
+        for dedup in [false, true] {
+            let t = tree();
+            let batches = [
+                vec![assessed(1, "recon", 0.5), assessed(2, "exploit", 0.25)],
+                // Overwrite, delete, refuse, and add in one batch.
+                vec![
+                    assessed(3, "recon", 0.75),
+                    assessed(4, "exploit", 0.0),
+                    assessed(5, "stealth", 1.0),
+                    assessed(6, "reporting", 0.5),
+                ],
+                // A deleted key comes back; an undecodable event.
+                vec![
+                    assessed(7, "exploit", 0.5),
+                    StoredEvent {
+                        position: 8,
+                        event: Err("truncated".into()),
+                    },
+                ],
+                // Deleting a key that was never there.
+                vec![assessed(9, "forensics", 0.0)],
+            ];
+            for batch in &batches {
+                fold_batch(&Scores, &t, batch, dedup).unwrap();
+                assert_eq!(digest(&t), recomputed(&t), "dedup {dedup}");
+            }
+            assert_ne!(digest(&t), format!("{:016x}", 0));
+            assert_eq!(checkpoint(&t), 9);
+            assert_eq!(dead_letters(&t, "scores_v1").len(), 2);
+            assert!(t.get(b"k/forensics").unwrap().is_none());
+        }
+    }
+
+    #[test]
+    fn refused_event_leaves_nothing_it_wrote() {
+        let batch = vec![
+            assessed(1, "recon", 0.5),
+            assessed(2, "exploit", 1.0),
+            assessed(3, "stealth", 0.25),
+        ];
+        let with = tree();
+        let folded = fold_batch(&Scores, &with, &batch, false).unwrap();
+        assert_eq!((folded.position, folded.dead_letters), (3, 1));
+        assert!(with.get(b"k/exploit").unwrap().is_none());
+        let last: String = rmp_serde::from_slice(&with.get(b"last").unwrap().unwrap()).unwrap();
+        assert_eq!(last, "stealth");
+        let letters = dead_letters(&with, "scores_v1");
+        assert_eq!(letters.len(), 1);
+        assert_eq!(
+            (letters[0].position, letters[0].error.as_str(), letters[0].projector.as_str()),
+            (2, "perfect scores are refused", "scores_v1")
+        );
+
+        let without = tree();
+        fold_batch(&Scores, &without, &[batch[0].clone(), batch[2].clone()], false).unwrap();
+        let kept = |t: &sled::Tree| {
+            entries(t)
+                .into_iter()
+                .filter(|(k, _)| !k.starts_with(DEAD_PREFIX) && k.as_slice() != DIGEST_KEY)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(kept(&with), kept(&without));
+    }
+
+    #[test]
+    fn dedup_skips_a_resent_id_and_dead_letters_a_conflict() {
+        let t = tree();
+        let first = assessed(1, "recon", 0.5);
+        let mut conflict = first.clone();
+        conflict.position = 3;
+        if let Ok(event) = &mut conflict.event {
+            Arc::make_mut(event).source = "another producer".into();
+        }
+        let mut resent = first.clone();
+        resent.position = 2;
+        let folded = fold_batch(&Scores, &t, &[first, resent], true).unwrap();
+        assert_eq!(folded.dead_letters, 0);
+        let folded = fold_batch(&Scores, &t, &[conflict], true).unwrap();
+        assert_eq!(folded.dead_letters, 1, "a conflict counts as a dead letter");
+        let letters = dead_letters(&t, "scores_v1");
+        assert_eq!(letters.len(), 1);
+        assert_eq!(letters[0].position, 3);
+        assert!(letters[0].error.starts_with("conflict: event id "), "{}", letters[0].error);
+        assert_eq!(checkpoint(&t), 3);
+    }
 }

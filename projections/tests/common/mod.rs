@@ -407,3 +407,45 @@ pub fn history_sessions_of(operator: &str, sessions: usize) -> u64 {
         .filter(|i| OPERATORS[i % OPERATORS.len()] == operator)
         .count() as u64
 }
+
+/// A projector that counts how often each event id is applied (`n/<id>` → count): a
+/// second application of one event shows as a count of 2, which the profiles fold (idempotent
+/// by design) would hide.
+pub struct Applications;
+
+/// Name of [`Applications`].
+pub const APPLICATIONS: &str = "applications_v1";
+
+impl ats_projections::Projector for Applications {
+    fn name(&self) -> &'static str {
+        APPLICATIONS
+    }
+
+    fn apply(
+        &self,
+        view: &mut ats_projections::View<'_>,
+        event: &Envelope,
+    ) -> Result<(), ats_projections::ApplyError> {
+        let key = format!("n/{}", event.id);
+        *view.entry::<u64>(key.as_bytes(), || 0)? += 1;
+        Ok(())
+    }
+}
+
+/// The profiles projector and [`Applications`].
+pub fn projectors_with_applications() -> Vec<std::sync::Arc<dyn ats_projections::Projector>> {
+    let mut all = ats_projections::all_projectors();
+    all.push(std::sync::Arc::new(Applications));
+    all
+}
+
+/// Application counts by event id, from an [`Applications`] tree.
+pub fn application_counts(tree: &sled::Tree) -> std::collections::BTreeMap<String, u64> {
+    tree.scan_prefix(b"n/")
+        .map(|entry| {
+            let (k, v) = entry.expect("a readable entry");
+            let id = String::from_utf8_lossy(&k[2..]).into_owned();
+            (id, rmp_serde::from_slice(&v).expect("a count"))
+        })
+        .collect()
+}

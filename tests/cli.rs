@@ -1,0 +1,78 @@
+//! The command line: import, analytics operator-stats (table and JSON), replay.
+
+mod common;
+
+use std::process::Command;
+
+use common::{binary, registered, session};
+
+fn run(args: &[&str], data: &std::path::Path) -> (bool, String, String) {
+    let output = Command::new(binary()).args(args).arg("--data").arg(data).output().unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn import_then_operator_stats_and_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("events.ndjson");
+    let mut lines = vec![registered("op_cli", "Cli Operator").to_string()];
+    for n in 0..12 {
+        lines.push(session("op_cli", n, 0.9, &["reconnaissance"]).to_string());
+    }
+    lines.push(String::new());
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let data = dir.path().join("data");
+
+    let (ok, out, err) = run(&["import", file.to_str().unwrap(), "--json", "--batch", "5"], &data);
+    assert!(ok, "{err}");
+    let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(summary["appended"], 13);
+    assert_eq!(summary["duplicates"], 0);
+    // A second import of the same file appends nothing.
+    let (ok, out, _) = run(&["import", file.to_str().unwrap(), "--json"], &data);
+    assert!(ok);
+    let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((summary["appended"].as_u64(), summary["duplicates"].as_u64()), (Some(0), Some(13)));
+
+    let (ok, out, err) = run(&["analytics", "operator-stats", "op_cli", "--json"], &data);
+    assert!(ok, "{err}");
+    let stats: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(stats["profile"]["total_sessions"], 12);
+    assert_eq!(stats["profile"]["skills"]["reconnaissance"]["proficiency"], "master");
+    assert_eq!(stats["analysis"]["strengths"], serde_json::json!(["reconnaissance"]));
+
+    let (ok, table, _) = run(&["analytics", "operator-stats", "op_cli"], &data);
+    assert!(ok);
+    assert!(table.contains("Operator Performance Summary: Cli Operator"), "{table}");
+    assert!(table.contains("| reconnaissance | master"), "{table}");
+    assert!(table.contains("Strengths: reconnaissance"), "{table}");
+
+    let (ok, _, err) = run(&["analytics", "operator-stats", "ghost"], &data);
+    assert!(!ok, "an unknown operator must fail");
+    assert!(err.contains("Operator not found: ghost"), "{err}");
+
+    let (ok, out, err) = run(&["replay", "--json"], &data);
+    assert!(ok, "{err}");
+    let replay: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(replay["head"], 13);
+    assert_eq!(replay["projectors"][0]["position"], 13);
+
+    // A bad line stops the import, naming the line and the field.
+    let bad = dir.path().join("bad.ndjson");
+    let mut broken = session("op_cli", 99, 0.9, &["reconnaissance"]);
+    broken["data"]["score"] = serde_json::json!("high");
+    std::fs::write(&bad, format!("\n{broken}\n")).unwrap();
+    let (ok, _, err) = run(&["import", bad.to_str().unwrap()], &data);
+    assert!(!ok);
+    assert!(err.contains("line 2") && err.contains("data.score"), "{err}");
+
+    let config = dir.path().join("bad.yaml");
+    std::fs::write(&config, "analytics:\n  cache_ttl: 5\n").unwrap();
+    let (ok, _, err) = run(&["--config", config.to_str().unwrap(), "replay"], &data);
+    assert!(!ok);
+    assert!(err.contains("cache_ttl"), "{err}");
+}

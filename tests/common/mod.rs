@@ -1,0 +1,177 @@
+//! Test harness: the real `ats-mafia` binary on a loopback port, talked to over real HTTP.
+
+#![allow(dead_code)] // each test file uses a different part of the harness
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// The binary under test.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_ats-mafia")
+}
+
+/// A running `ats-mafia serve`.
+pub struct Server {
+    child: Option<Child>,
+    /// Base URL, e.g. `http://127.0.0.1:41234`.
+    pub url: String,
+    /// Data directory.
+    pub data: PathBuf,
+    extra: Vec<String>,
+}
+
+impl Server {
+    /// Starts `serve` on a free port over `data`, with extra arguments.
+    pub fn start(data: &Path, extra: &[&str]) -> Self {
+        let mut server = Self {
+            child: None,
+            url: String::new(),
+            data: data.to_path_buf(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&mut self) {
+        let mut child = Command::new(binary())
+            .args(["serve", "--bind", "127.0.0.1:0", "--data"])
+            .arg(&self.data)
+            .args(&self.extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("cannot start ats-mafia");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut lines = BufReader::new(stdout).lines();
+        let url = loop {
+            let line = lines
+                .next()
+                .expect("ats-mafia exited before listening")
+                .expect("unreadable stdout");
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                break rest
+                    .split_whitespace()
+                    .next()
+                    .expect("an address")
+                    .trim_end_matches('/')
+                    .to_owned();
+            }
+        };
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        self.url = url;
+        self.child = Some(child);
+    }
+
+    /// SIGKILL: no shutdown, no flush.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg(child.id().to_string()).status();
+            let status = child.wait().expect("wait for ats-mafia");
+            assert!(status.success(), "ats-mafia exited with {status}");
+        }
+    }
+
+    /// Starts again on the same data directory (on a new port).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// A URL under the server.
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// Waits until `/readyz` answers 200.
+    pub async fn ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = reqwest::get(self.at("/readyz")).await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "server never became ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// POSTs a JSON body to `/api/events`; returns status and JSON answer.
+    pub async fn post_events(&self, body: &Value) -> (u16, Value) {
+        self.post_raw(body.to_string().into_bytes(), "application/cloudevents-batch+json")
+            .await
+    }
+
+    /// POSTs raw bytes to `/api/events`.
+    pub async fn post_raw(&self, body: Vec<u8>, content_type: &str) -> (u16, Value) {
+        let r = reqwest::Client::new()
+            .post(self.at("/api/events"))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("POST /api/events");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// GETs a JSON document.
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = reqwest::get(self.at(path)).await.expect("GET");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The log head as the server reports it.
+    pub async fn head(&self) -> u64 {
+        let (_, body) = self.get("/api/admin/projectors").await;
+        body["projectors"][0]["head"].as_u64().unwrap_or(0).max(
+            reqwest::get(self.at("/readyz")).await.expect("readyz").json::<Value>().await.expect("json")["log"]["head"]
+                .as_u64()
+                .unwrap_or(0),
+        )
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A completed session as a CloudEvent.
+pub fn session(op: &str, n: u32, score: f64, skills: &[&str]) -> Value {
+    let start = format!("2026-11-{:02}T08:00:00Z", 1 + n % 27);
+    let end = format!("2026-11-{:02}T10:00:00Z", 1 + n % 27);
+    json!({
+        "specversion": "1.0", "id": format!("{op}-sess-{n}-done"), "type": "ats.session.completed",
+        "source": "orchestrator", "time": end, "subject": op,
+        "data": {"session_id": format!("{op}-sess-{n}"), "operator_id": op, "scenario_id": "pentest_001",
+                 "start_time": start, "end_time": end, "duration_seconds": 7200, "success": score >= 0.6,
+                 "score": score, "cost": 2.5, "skills_practiced": skills,
+                 "objectives_completed": 8, "objectives_total": 10,
+                 "metrics": [{"metric_type": "stealth_rating", "value": 0.7}]}
+    })
+}
+
+/// An operator registration as a CloudEvent.
+pub fn registered(op: &str, name: &str) -> Value {
+    json!({"specversion": "1.0", "id": format!("{op}-registered"), "type": "ats.operator.registered",
+           "source": "orchestrator", "time": "2026-10-01T00:00:00Z", "subject": op,
+           "data": {"operator_id": op, "name": name, "team": "red"}})
+}

@@ -1,0 +1,69 @@
+//! The whole engine on NATS JetStream: a real `nats-server -js` on a free loopback port,
+//! events in over HTTP and over the NATS intake subject, read models out over HTTP.
+
+mod common;
+
+use std::time::Duration;
+
+use ats_ingest::testkit::NatsServer;
+use common::{registered, session, Server};
+use serde_json::{json, Value};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_over_http_and_nats_intake_reach_the_read_models() {
+    let nats = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--nats", &nats.url()]);
+    server.ready().await;
+
+    let (status, receipt) = server
+        .post_events(&json!([registered("op_js", "Jet"), session("op_js", 1, 0.7, &["recon"])]))
+        .await;
+    assert_eq!(status, 200, "{receipt}");
+
+    // The orchestrator publishes straight to the intake subject and asks for a receipt.
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let body = serde_json::to_vec(&json!([session("op_js", 2, 0.9, &["recon"])])).unwrap();
+    let reply = tokio::time::timeout(
+        Duration::from_secs(10),
+        client.request("ats.intake.orchestrator", body.into()),
+    )
+    .await
+    .expect("intake answers")
+    .unwrap();
+    let receipt: Value = serde_json::from_slice(&reply.payload).unwrap();
+    let position = receipt["positions"][0].as_u64().expect("a position");
+    assert_eq!(receipt["duplicates"], json!([]));
+
+    let (status, perf) = server
+        .get(&format!("/api/analytics/operator/op_js/performance?min_position={position}"))
+        .await;
+    assert_eq!(status, 200, "{perf}");
+    assert_eq!(perf["profile"]["name"], "Jet");
+    assert_eq!(perf["profile"]["total_sessions"], 2);
+    assert_eq!(perf["profile"]["skills"]["recon"]["practice_count"], 2);
+
+    // Bad input on the intake subject gets a field-named error and appends nothing.
+    let mut bad = session("op_js", 3, 0.5, &["recon"]);
+    bad["data"]["score"] = json!(-1);
+    let reply = client
+        .request("ats.intake.orchestrator", serde_json::to_vec(&bad).unwrap().into())
+        .await
+        .unwrap();
+    let answer: Value = serde_json::from_slice(&reply.payload).unwrap();
+    assert_eq!(answer["error"], "invalid_event");
+    assert!(answer["message"].as_str().unwrap().starts_with("data.score:"), "{answer}");
+
+    // A re-sent intake message is a duplicate, not a second session.
+    let body = serde_json::to_vec(&json!([session("op_js", 2, 0.9, &["recon"])])).unwrap();
+    let reply = client.request("ats.intake.orchestrator", body.into()).await.unwrap();
+    let again: Value = serde_json::from_slice(&reply.payload).unwrap();
+    assert_eq!(again["positions"][0].as_u64(), Some(position));
+    assert_eq!(again["duplicates"].as_array().map(Vec::len), Some(1));
+    let (_, projectors) = server.get("/api/admin/projectors").await;
+    assert_eq!(projectors["log"], "jetstream");
+    let (_, perf) = server
+        .get(&format!("/api/analytics/operator/op_js/performance?min_position={position}"))
+        .await;
+    assert_eq!(perf["profile"]["total_sessions"], 2);
+}
