@@ -24,6 +24,9 @@ pub struct LogArgs {
     /// JetStream stream name.
     #[arg(long, env = "ATS_NATS_STREAM")]
     pub stream: Option<String>,
+    /// JetStream stream replicas (3 in a cluster).
+    #[arg(long, env = "ATS_NATS_REPLICAS")]
+    pub replicas: Option<usize>,
 }
 
 /// The resolved choice.
@@ -56,7 +59,7 @@ impl LogArgs {
                 .stream
                 .clone()
                 .unwrap_or_else(|| config.log.stream.clone()),
-            replicas: config.log.replicas,
+            replicas: self.replicas.unwrap_or(config.log.replicas),
             credentials: config.log.credentials.clone(),
             ..JetStreamConfig::default()
         });
