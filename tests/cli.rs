@@ -1,5 +1,7 @@
 //! The command line: import, analytics operator-stats (table and JSON), replay.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking, with the reason
+
 mod common;
 
 use std::process::Command;
@@ -7,7 +9,12 @@ use std::process::Command;
 use common::{binary, registered, session};
 
 fn run(args: &[&str], data: &std::path::Path) -> (bool, String, String) {
-    let output = Command::new(binary()).args(args).arg("--data").arg(data).output().unwrap();
+    let output = Command::new(binary())
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .output()
+        .unwrap();
     (
         output.status.success(),
         String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -27,7 +34,10 @@ fn import_then_operator_stats_and_replay() {
     std::fs::write(&file, lines.join("\n")).unwrap();
     let data = dir.path().join("data");
 
-    let (ok, out, err) = run(&["import", file.to_str().unwrap(), "--json", "--batch", "5"], &data);
+    let (ok, out, err) = run(
+        &["import", file.to_str().unwrap(), "--json", "--batch", "5"],
+        &data,
+    );
     assert!(ok, "{err}");
     let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(summary["appended"], 13);
@@ -36,18 +46,30 @@ fn import_then_operator_stats_and_replay() {
     let (ok, out, _) = run(&["import", file.to_str().unwrap(), "--json"], &data);
     assert!(ok);
     let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!((summary["appended"].as_u64(), summary["duplicates"].as_u64()), (Some(0), Some(13)));
+    assert_eq!(
+        (summary["appended"].as_u64(), summary["duplicates"].as_u64()),
+        (Some(0), Some(13))
+    );
 
     let (ok, out, err) = run(&["analytics", "operator-stats", "op_cli", "--json"], &data);
     assert!(ok, "{err}");
     let stats: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(stats["profile"]["total_sessions"], 12);
-    assert_eq!(stats["profile"]["skills"]["reconnaissance"]["proficiency"], "master");
-    assert_eq!(stats["analysis"]["strengths"], serde_json::json!(["reconnaissance"]));
+    assert_eq!(
+        stats["profile"]["skills"]["reconnaissance"]["proficiency"],
+        "master"
+    );
+    assert_eq!(
+        stats["analysis"]["strengths"],
+        serde_json::json!(["reconnaissance"])
+    );
 
     let (ok, table, _) = run(&["analytics", "operator-stats", "op_cli"], &data);
     assert!(ok);
-    assert!(table.contains("Operator Performance Summary: Cli Operator"), "{table}");
+    assert!(
+        table.contains("Operator Performance Summary: Cli Operator"),
+        "{table}"
+    );
     assert!(table.contains("| reconnaissance | master"), "{table}");
     assert!(table.contains("Strengths: reconnaissance"), "{table}");
 
@@ -68,7 +90,10 @@ fn import_then_operator_stats_and_replay() {
     std::fs::write(&bad, format!("\n{broken}\n")).unwrap();
     let (ok, _, err) = run(&["import", bad.to_str().unwrap()], &data);
     assert!(!ok);
-    assert!(err.contains("line 2") && err.contains("data.score"), "{err}");
+    assert!(
+        err.contains("line 2") && err.contains("data.score"),
+        "{err}"
+    );
 
     let config = dir.path().join("bad.yaml");
     std::fs::write(&config, "analytics:\n  cache_ttl: 5\n").unwrap();

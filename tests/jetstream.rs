@@ -1,6 +1,8 @@
 //! The whole engine on NATS JetStream: a real `nats-server -js` on a free loopback port,
 //! events in over HTTP and over the NATS intake subject, read models out over HTTP.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking, with the reason
+
 mod common;
 
 use std::time::Duration;
@@ -17,7 +19,10 @@ async fn events_over_http_and_nats_intake_reach_the_read_models() {
     server.ready().await;
 
     let (status, receipt) = server
-        .post_events(&json!([registered("op_js", "Jet"), session("op_js", 1, 0.7, &["recon"])]))
+        .post_events(&json!([
+            registered("op_js", "Jet"),
+            session("op_js", 1, 0.7, &["recon"])
+        ]))
         .await;
     assert_eq!(status, 200, "{receipt}");
 
@@ -36,7 +41,9 @@ async fn events_over_http_and_nats_intake_reach_the_read_models() {
     assert_eq!(receipt["duplicates"], json!([]));
 
     let (status, perf) = server
-        .get(&format!("/api/analytics/operator/op_js/performance?min_position={position}"))
+        .get(&format!(
+            "/api/analytics/operator/op_js/performance?min_position={position}"
+        ))
         .await;
     assert_eq!(status, 200, "{perf}");
     assert_eq!(perf["profile"]["name"], "Jet");
@@ -47,23 +54,37 @@ async fn events_over_http_and_nats_intake_reach_the_read_models() {
     let mut bad = session("op_js", 3, 0.5, &["recon"]);
     bad["data"]["score"] = json!(-1);
     let reply = client
-        .request("ats.intake.orchestrator", serde_json::to_vec(&bad).unwrap().into())
+        .request(
+            "ats.intake.orchestrator",
+            serde_json::to_vec(&bad).unwrap().into(),
+        )
         .await
         .unwrap();
     let answer: Value = serde_json::from_slice(&reply.payload).unwrap();
     assert_eq!(answer["error"], "invalid_event");
-    assert!(answer["message"].as_str().unwrap().starts_with("data.score:"), "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("data.score:"),
+        "{answer}"
+    );
 
     // A re-sent intake message is a duplicate, not a second session.
     let body = serde_json::to_vec(&json!([session("op_js", 2, 0.9, &["recon"])])).unwrap();
-    let reply = client.request("ats.intake.orchestrator", body.into()).await.unwrap();
+    let reply = client
+        .request("ats.intake.orchestrator", body.into())
+        .await
+        .unwrap();
     let again: Value = serde_json::from_slice(&reply.payload).unwrap();
     assert_eq!(again["positions"][0].as_u64(), Some(position));
     assert_eq!(again["duplicates"].as_array().map(Vec::len), Some(1));
     let (_, projectors) = server.get("/api/admin/projectors").await;
     assert_eq!(projectors["log"], "jetstream");
     let (_, perf) = server
-        .get(&format!("/api/analytics/operator/op_js/performance?min_position={position}"))
+        .get(&format!(
+            "/api/analytics/operator/op_js/performance?min_position={position}"
+        ))
         .await;
     assert_eq!(perf["profile"]["total_sessions"], 2);
 }

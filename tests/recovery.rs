@@ -2,6 +2,8 @@
 //! after restart every acknowledged event is applied exactly once, and the live read models
 //! equal an offline `ats-mafia replay` of the same log (equal digests).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking, with the reason
+
 mod common;
 
 use std::process::Command;
@@ -14,7 +16,10 @@ use serde_json::Value;
 
 /// Trials in the default run; `ATS_CRASH_TRIALS` raises it for the long job.
 fn trials() -> u32 {
-    std::env::var("ATS_CRASH_TRIALS").ok().and_then(|v| v.parse().ok()).unwrap_or(5)
+    std::env::var("ATS_CRASH_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -34,7 +39,14 @@ async fn kill_9_during_ingest_loses_and_doubles_nothing() {
             loop {
                 let base = counter.fetch_add(20, Ordering::SeqCst);
                 let batch: Vec<Value> = (base..base + 20)
-                    .map(|n| session(&format!("op_{}", n % 7), n, 0.5 + f64::from(n % 5) / 10.0, &["recon", "exploitation"]))
+                    .map(|n| {
+                        session(
+                            &format!("op_{}", n % 7),
+                            n,
+                            0.5 + f64::from(n % 5) / 10.0,
+                            &["recon", "exploitation"],
+                        )
+                    })
                     .collect();
                 let sent = http
                     .post(format!("{url}/api/events"))
@@ -42,7 +54,9 @@ async fn kill_9_during_ingest_loses_and_doubles_nothing() {
                     .send()
                     .await;
                 match sent {
-                    Ok(r) if r.status() == 200 => acked.extend((base..base + 20).map(|n| format!("op_{}-sess-{n}", n % 7))),
+                    Ok(r) if r.status() == 200 => {
+                        acked.extend((base..base + 20).map(|n| format!("op_{}-sess-{n}", n % 7)))
+                    }
                     _ => return acked,
                 }
             }
@@ -52,7 +66,10 @@ async fn kill_9_during_ingest_loses_and_doubles_nothing() {
         tokio::time::sleep(Duration::from_millis(wait)).await;
         server.kill();
         let acked = client.await.unwrap();
-        println!("trial {trial}: killed after {wait} ms, {} events acknowledged", acked.len());
+        println!(
+            "trial {trial}: killed after {wait} ms, {} events acknowledged",
+            acked.len()
+        );
         acknowledged.extend(acked);
         server.restart();
     }
@@ -67,15 +84,27 @@ async fn kill_9_during_ingest_loses_and_doubles_nothing() {
         .iter()
         .map(|o| o["total_sessions"].as_u64().unwrap())
         .sum();
-    assert!(total as usize >= acknowledged.len(), "{total} < {}", acknowledged.len());
-    assert!(total <= u64::from(sent), "{total} sessions from {sent} sent: something counted twice");
+    assert!(
+        total as usize >= acknowledged.len(),
+        "{total} < {}",
+        acknowledged.len()
+    );
+    assert!(
+        total <= u64::from(sent),
+        "{total} sessions from {sent} sent: something counted twice"
+    );
     for session_id in acknowledged.iter().step_by(7) {
-        let (status, _) = server.get(&format!("/api/analytics/session/{session_id}/analysis")).await;
+        let (status, _) = server
+            .get(&format!("/api/analytics/session/{session_id}/analysis"))
+            .await;
         assert_eq!(status, 200, "acknowledged {session_id} is missing");
     }
     let (_, log_state) = server.get("/readyz").await;
     let head = log_state["log"]["head"].as_u64().unwrap();
-    assert_eq!(head, total, "the log holds {head} events for {total} sessions");
+    assert_eq!(
+        head, total,
+        "the log holds {head} events for {total} sessions"
+    );
 
     // The live read models equal a clean rebuild of the same log.
     let (_, live) = server.get("/api/admin/projectors").await;
@@ -85,11 +114,24 @@ async fn kill_9_during_ingest_loses_and_doubles_nothing() {
         .arg(dir.path())
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let replayed: Value = serde_json::from_slice(&output.stdout).unwrap();
-    for (live, rebuilt) in live["projectors"].as_array().unwrap().iter().zip(replayed["projectors"].as_array().unwrap()) {
+    for (live, rebuilt) in live["projectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(replayed["projectors"].as_array().unwrap())
+    {
         assert_eq!(live["name"], rebuilt["projector"]);
         assert_eq!(live["position"], rebuilt["position"]);
-        assert_eq!(live["digest"], rebuilt["digest"], "{} differs from its rebuild", live["name"]);
+        assert_eq!(
+            live["digest"], rebuilt["digest"],
+            "{} differs from its rebuild",
+            live["name"]
+        );
     }
 }

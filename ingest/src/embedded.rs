@@ -129,21 +129,6 @@ impl EmbeddedLog {
         let found = ids.get(id.as_u128()).map_err(storage)?;
         Ok(found.map(|v| v.value().0))
     }
-
-    /// Appends already-encoded events without validation or dedup: the raw ceiling the
-    /// benchmark compares [`EventLog::append`] with. Not for production writes.
-    pub fn append_raw_for_bench(&self, encoded: &[Vec<u8>]) -> Result<(), LogError> {
-        let tx = self.db.begin_write().map_err(storage)?;
-        {
-            let mut table = tx.open_table(EVENTS).map_err(storage)?;
-            let mut next = table.last().map_err(storage)?.map_or(0, |(k, _)| k.value()) + 1;
-            for bytes in encoded {
-                table.insert(next, bytes.as_slice()).map_err(storage)?;
-                next += 1;
-            }
-        }
-        tx.commit().map_err(storage)
-    }
 }
 
 #[async_trait::async_trait]

@@ -112,8 +112,15 @@ impl JetStreamLog {
                 LogError::Storage(format!("cannot read credentials {}: {e}", path.display()))
             })?;
         }
+        // A cluster is given as a comma-separated list of URLs.
+        let servers: Vec<&str> = config
+            .url
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .collect();
         let client = options
-            .connect(config.url.as_str())
+            .connect(servers)
             .await
             .map_err(|e| LogError::Unavailable(format!("cannot connect to {}: {e}", config.url)))?;
         Self::with_client(client, config).await

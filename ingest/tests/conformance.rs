@@ -1,6 +1,8 @@
 //! One conformance suite, run against both backends: the embedded redb log and a real
 //! `nats-server -js` started on a free loopback port.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking, with the reason
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -107,7 +107,7 @@ pub fn calculate_trend(points: &[(Timestamp, f64)], window_days: i64, as_of: Tim
     if kept.len() < 2 {
         return Trend::insufficient();
     }
-    kept.sort_by(|a, b| a.0.cmp(&b.0));
+    kept.sort_by_key(|p| p.0);
     let values: Vec<f64> = kept.iter().map(|(_, v)| *v).collect();
     let half = values.len() / 2;
     let first = mean(&values[..half]);

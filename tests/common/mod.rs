@@ -113,8 +113,11 @@ impl Server {
 
     /// POSTs a JSON body to `/api/events`; returns status and JSON answer.
     pub async fn post_events(&self, body: &Value) -> (u16, Value) {
-        self.post_raw(body.to_string().into_bytes(), "application/cloudevents-batch+json")
-            .await
+        self.post_raw(
+            body.to_string().into_bytes(),
+            "application/cloudevents-batch+json",
+        )
+        .await
     }
 
     /// POSTs raw bytes to `/api/events`.
@@ -141,7 +144,12 @@ impl Server {
     pub async fn head(&self) -> u64 {
         let (_, body) = self.get("/api/admin/projectors").await;
         body["projectors"][0]["head"].as_u64().unwrap_or(0).max(
-            reqwest::get(self.at("/readyz")).await.expect("readyz").json::<Value>().await.expect("json")["log"]["head"]
+            reqwest::get(self.at("/readyz"))
+                .await
+                .expect("readyz")
+                .json::<Value>()
+                .await
+                .expect("json")["log"]["head"]
                 .as_u64()
                 .unwrap_or(0),
         )

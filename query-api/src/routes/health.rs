@@ -53,6 +53,13 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     (status, Json(body))
 }
 
+/// A per-projector gauge: name, help text, and how to read it from a status.
+type Gauge = (
+    &'static str,
+    &'static str,
+    fn(&ats_projections::runtime::ProjectorStatus) -> f64,
+);
+
 /// Prometheus text exposition. Labels are bounded sets (projector, log backend, state).
 #[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
@@ -89,11 +96,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         let _ = writeln!(out, "# HELP ats_log_head_position Position of the last event.\n# TYPE ats_log_head_position gauge\nats_log_head_position{{log=\"{backend}\"}} {head}");
     }
     let statuses: Vec<_> = state.runtime.handles().iter().map(|h| h.status()).collect();
-    let gauges: [(
-        &str,
-        &str,
-        fn(&ats_projections::runtime::ProjectorStatus) -> f64,
-    ); 5] = [
+    let gauges: [Gauge; 5] = [
         (
             "ats_projector_position",
             "Last applied log position.",
