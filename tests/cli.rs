@@ -95,6 +95,23 @@ fn import_then_operator_stats_and_replay() {
         "{err}"
     );
 
+    // --log-format json: the process's own logs are JSON lines.
+    let output = Command::new(binary())
+        .args(["--log-format", "json", "replay", "--data"])
+        .arg(&data)
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let logs = String::from_utf8_lossy(&output.stderr);
+    let line = logs
+        .lines()
+        .find(|l| l.contains("replaying"))
+        .expect("a log line");
+    let entry: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(entry["level"], "INFO");
+    assert_eq!(entry["fields"]["head"], 13);
+
     let config = dir.path().join("bad.yaml");
     std::fs::write(&config, "analytics:\n  cache_ttl: 5\n").unwrap();
     let (ok, _, err) = run(&["--config", config.to_str().unwrap(), "replay"], &data);

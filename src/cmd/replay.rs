@@ -23,6 +23,11 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
     let log = paths.open_log(Duration::from_secs(30)).await?;
     let store = paths.open_store()?;
     let head = log.head().await?;
+    tracing::info!(
+        head,
+        log = log.backend(),
+        "replaying every projector from position 0"
+    );
     let bar = ProgressBar::new(head);
     bar.set_style(
         ProgressStyle::with_template("{spinner} {msg} [{bar:40}] {pos}/{len}")

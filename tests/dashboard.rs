@@ -1,0 +1,83 @@
+//! The dashboard page in a real headless Chromium: it renders the read models, and data
+//! never becomes markup.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking, with the reason
+
+mod common;
+
+use std::process::Command;
+
+use common::Server;
+use serde_json::json;
+
+fn chromium() -> String {
+    ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|name| Command::new(name).arg("--version").output().is_ok_and(|o| o.status.success()))
+        .expect("the dashboard test needs Chromium: apt-get install chromium (scripts/test does it as root)")
+        .to_owned()
+}
+
+/// The page's DOM after its scripts have run (virtual time lets the fetches finish).
+fn rendered_dom(url: &str) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let output = Command::new(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(url)
+        .output()
+        .expect("run chromium");
+    assert!(
+        output.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_renders_the_demo_and_escapes_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--demo"]);
+    server.ready().await;
+    let hostile = "<img src=x onerror=alert(1)>";
+    let (status, receipt) = server
+        .post_events(
+            &json!({"specversion": "1.0", "id": "xss-1", "type": "ats.operator.registered",
+            "source": "test", "time": "2026-11-01T00:00:00Z",
+            "data": {"operator_id": "op_zzz", "name": hostile}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{receipt}");
+    let position = receipt["positions"][0].as_u64().unwrap();
+    let (status, _) = server
+        .get(&format!("/api/analytics/operators?min_position={position}"))
+        .await;
+    assert_eq!(status, 200);
+
+    let dom = rendered_dom(&server.at("/"));
+    assert!(
+        dom.contains("data-loaded=\"true\""),
+        "the page never finished loading:\n{dom}"
+    );
+    // 36 demo operators plus the hostile one.
+    assert!(dom.contains("<b id=\"operators\">37</b>"), "{dom}");
+    assert!(dom.contains("<td>Ada Nakamura</td>"), "{dom}");
+    assert!(dom.contains("<td>profiles_v1</td>"), "{dom}");
+    assert!(
+        dom.contains("&lt;img src=x onerror=alert(1)&gt;"),
+        "the name must be shown as text"
+    );
+    assert!(!dom.contains(hostile), "the name became markup");
+}
