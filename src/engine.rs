@@ -90,7 +90,13 @@ impl Paths {
                 let mut backoff = Duration::from_millis(200);
                 loop {
                     match JetStreamLog::connect(config.clone()).await {
-                        Ok(log) => return Ok(Arc::new(log)),
+                        Ok(log) => {
+                            let index = self
+                                .data
+                                .join(format!("jetstream-ids-{}.redb", config.stream));
+                            let log = log.with_index(&index).map_err(|err| in_use(err, &index))?;
+                            return Ok(Arc::new(log));
+                        }
                         Err(err) if tokio::time::Instant::now() < deadline => {
                             tracing::warn!(message = "NATS not reachable yet; retrying.", url = %config.url, %err, retry_in_ms = backoff.as_millis() as u64);
                             tokio::time::sleep(backoff).await;

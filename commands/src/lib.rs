@@ -16,3 +16,4 @@
 //! ```
 
 pub mod intake;
+pub mod intents;

@@ -60,13 +60,15 @@ impl Envelope {
         self.payload.kind()
     }
 
-    /// A digest of everything the producer said (all but `recorded_at`).
+    /// A digest of what the event says: everything but `recorded_at` (set by the log) and
+    /// `occurred_at` (producers often re-stamp the time when they retry).
     ///
-    /// Two submissions with the same id and the same digest are the same event (a retry);
-    /// the same id with another digest is a conflict.
+    /// Two submissions with the same id and the same digest are the same event (a retry: the
+    /// first one stands); the same id with another digest is a conflict.
     pub fn content_digest(&self) -> u64 {
         let mut unrecorded = self.clone();
         unrecorded.recorded_at = Timestamp::default();
+        unrecorded.occurred_at = Timestamp::default();
         // Encoding a value built only of maps, strings and numbers cannot fail.
         let bytes = rmp_serde::to_vec_named(&unrecorded).unwrap_or_default();
         let hash = Sha256::digest(&bytes);

@@ -5,7 +5,9 @@
 //! every reader, so a crash mid-append can never leave half a batch in the stream.
 //! `Nats-Msg-Id` is the event id for a one-event batch and a digest of the ids and contents
 //! for a larger one, so a retried append inside the server's duplicate window is dropped by
-//! the server; beyond it, projectors skip ids they have applied ([`EventLog::may_hold_duplicates`]).
+//! the server. With a local [`IdIndex`] ([`JetStreamLog::with_index`], as `serve` runs it) a
+//! node also answers retries and conflicts for every id it has seen, at any age; what slips
+//! past both (a race between nodes) is skipped by the folds ([`EventLog::may_hold_duplicates`]).
 //!
 //! Positions pack the stream sequence and the index inside the record:
 //! `position = sequence << 16 | index`.
@@ -19,6 +21,7 @@ use ats_events::{codec, Envelope, Timestamp};
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
+use crate::id_index::IdIndex;
 use crate::log::{
     dedup_batch, AppendOutcome, EventLog, EventStream, LogError, Position, StoredEvent,
 };
@@ -75,6 +78,19 @@ pub struct JetStreamLog {
     config: JetStreamConfig,
     /// The raw client, for the intake subscription and health.
     client: async_nats::Client,
+    /// Local id index (see [`IdIndex`]), when the node keeps one.
+    index: Option<Arc<IdIndex>>,
+    /// The task feeding the index from the stream; aborted with the last handle.
+    tail: Option<Arc<TailTask>>,
+}
+
+/// Aborts the index-feeding task when dropped.
+struct TailTask(tokio::task::JoinHandle<()>);
+
+impl Drop for TailTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 fn unavailable(err: impl std::fmt::Display) -> LogError {
@@ -171,7 +187,70 @@ impl JetStreamLog {
             context,
             config,
             client,
+            index: None,
+            tail: None,
         })
+    }
+
+    /// Keeps a local id index at `path`, fed by tailing the stream from its checkpoint, so
+    /// appends answer retries and conflicts for every id this node has seen. Call once, from
+    /// inside a tokio runtime.
+    pub fn with_index(mut self, path: &std::path::Path) -> Result<Self, LogError> {
+        let index = Arc::new(IdIndex::open(path)?);
+        let reader = Arc::new(Self {
+            index: None,
+            tail: None,
+            context: self.context.clone(),
+            config: self.config.clone(),
+            client: self.client.clone(),
+        });
+        let feed = index.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let from = match feed.checkpoint() {
+                    Ok(from) => from,
+                    Err(err) => {
+                        tracing::error!(%err, "event id index unreadable; appends rely on the folds");
+                        return;
+                    }
+                };
+                let mut batches = reader.clone().subscribe(from, 1000);
+                while let Some(batch) = batches.next().await {
+                    let Ok(batch) = batch else { break };
+                    let entries: Vec<_> = batch
+                        .iter()
+                        .filter_map(|s| {
+                            s.envelope().map(|e| (e.id, s.position, e.content_digest()))
+                        })
+                        .collect();
+                    let last = batch.last().map(|s| s.position);
+                    if let Err(err) = feed.insert(&entries, last) {
+                        tracing::warn!(%err, "cannot index event ids");
+                    }
+                }
+                // The subscription failed (server down, …): start again from the checkpoint.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        });
+        self.index = Some(index);
+        self.tail = Some(Arc::new(TailTask(task)));
+        Ok(self)
+    }
+
+    /// Waits until the local id index has read the stream up to `position`; false on timeout
+    /// or without an index.
+    pub async fn wait_indexed(&self, position: Position, timeout: Duration) -> bool {
+        let Some(index) = &self.index else {
+            return false;
+        };
+        let deadline = tokio::time::Instant::now() + timeout;
+        while tokio::time::Instant::now() < deadline {
+            if matches!(index.checkpoint(), Ok(done) if done >= position) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
     }
 
     /// The underlying NATS client.
@@ -234,6 +313,54 @@ impl JetStreamLog {
             .map_err(unavailable)?
             .state
             .last_sequence)
+    }
+
+    /// Publishes `events` as one record; returns their positions and whether the server
+    /// dropped the record as a duplicate of one inside its window (then the positions are the
+    /// original's, after checking that it holds the same content).
+    async fn publish(&self, events: &[(Envelope, u64)]) -> Result<(Vec<Position>, bool), LogError> {
+        let recorded_at = Timestamp::now();
+        let mut encoded = Vec::with_capacity(events.len());
+        for (event, _) in events {
+            let mut event = event.clone();
+            event.recorded_at = recorded_at;
+            encoded.push(codec::encode(&event).map_err(|e| LogError::Storage(e.to_string()))?);
+        }
+        let record = codec::encode_record(encoded.iter().map(Vec::as_slice));
+        let limit = self.client.server_info().max_payload;
+        if record.len() + 256 > limit {
+            return Err(LogError::TooLarge {
+                bytes: record.len(),
+                limit,
+            });
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert(COUNT_HEADER, events.len().to_string().as_str());
+        let message = jetstream::message::PublishMessage::build()
+            .payload(record.into())
+            .headers(headers)
+            .message_id(message_id(events));
+        let ack = self
+            .context
+            .send_publish(self.subject_for(events), message)
+            .await
+            .map_err(unavailable)?
+            .await
+            .map_err(unavailable)?;
+        if !ack.duplicate {
+            let positions = (0..events.len())
+                .map(|i| position(ack.sequence, i))
+                .collect();
+            return Ok((positions, false));
+        }
+        let stream = self.stream().await?;
+        let record = self.fetch(&stream, ack.sequence).await?.ok_or_else(|| {
+            LogError::Storage(format!(
+                "duplicate ack names missing sequence {}",
+                ack.sequence
+            ))
+        })?;
+        Ok((Self::check_duplicate(&record, events)?, true))
     }
 
     fn check_duplicate(
@@ -315,51 +442,55 @@ impl EventLog for JetStreamLog {
                 limit: MAX_RECORD_EVENTS,
             });
         }
-        let recorded_at = Timestamp::now();
-        let mut encoded = Vec::with_capacity(batch.unique.len());
-        for (event, _) in &batch.unique {
-            let mut event = event.clone();
-            event.recorded_at = recorded_at;
-            encoded.push(codec::encode(&event).map_err(|e| LogError::Storage(e.to_string()))?);
-        }
-        let record = codec::encode_record(encoded.iter().map(Vec::as_slice));
-        let limit = self.client.server_info().max_payload;
-        if record.len() + 256 > limit {
-            return Err(LogError::TooLarge {
-                bytes: record.len(),
-                limit,
-            });
-        }
-        let mut headers = HeaderMap::new();
-        headers.insert(COUNT_HEADER, batch.unique.len().to_string().as_str());
-        let message = jetstream::message::PublishMessage::build()
-            .payload(record.into())
-            .headers(headers)
-            .message_id(message_id(&batch.unique));
-        let ack = self
-            .context
-            .send_publish(self.subject_for(&batch.unique), message)
-            .await
-            .map_err(unavailable)?
-            .await
-            .map_err(unavailable)?;
-        let (positions, duplicates) = if ack.duplicate {
-            let stream = self.stream().await?;
-            let record = self.fetch(&stream, ack.sequence).await?.ok_or_else(|| {
-                LogError::Storage(format!(
-                    "duplicate ack names missing sequence {}",
-                    ack.sequence
-                ))
-            })?;
-            let positions = Self::check_duplicate(&record, &batch.unique)?;
-            let ids = batch.unique.iter().map(|(e, _)| e.id).collect();
-            (positions, ids)
-        } else {
-            let positions = (0..batch.unique.len())
-                .map(|i| position(ack.sequence, i))
-                .collect();
-            (positions, Vec::new())
+        // Ids this node has seen: retries are answered from the index, conflicts refused
+        // before anything is published.
+        let known: Vec<Option<(Position, u64)>> = match &self.index {
+            Some(index) => {
+                let ids: Vec<_> = batch.unique.iter().map(|(e, _)| e.id).collect();
+                index.lookup(&ids)?
+            }
+            None => vec![None; batch.unique.len()],
         };
+        let mut positions: Vec<Option<Position>> = Vec::with_capacity(batch.unique.len());
+        let mut duplicates = Vec::new();
+        for ((event, digest), known) in batch.unique.iter().zip(&known) {
+            match known {
+                Some((_, stored)) if stored != digest => {
+                    return Err(LogError::Conflict { id: event.id })
+                }
+                Some((position, _)) => {
+                    positions.push(Some(*position));
+                    duplicates.push(event.id);
+                }
+                None => positions.push(None),
+            }
+        }
+        let fresh: Vec<(Envelope, u64)> = batch
+            .unique
+            .iter()
+            .zip(&positions)
+            .filter(|(_, p)| p.is_none())
+            .map(|(e, _)| e.clone())
+            .collect();
+        if !fresh.is_empty() {
+            let (published, server_duplicate) = self.publish(&fresh).await?;
+            if server_duplicate {
+                duplicates.extend(fresh.iter().map(|(e, _)| e.id));
+            }
+            if let Some(index) = &self.index {
+                let entries: Vec<_> = fresh
+                    .iter()
+                    .zip(&published)
+                    .map(|((e, d), p)| (e.id, *p, *d))
+                    .collect();
+                index.insert(&entries, None)?;
+            }
+            let mut published = published.into_iter();
+            for slot in positions.iter_mut().filter(|p| p.is_none()) {
+                *slot = published.next();
+            }
+        }
+        let positions: Vec<Position> = positions.into_iter().map(|p| p.unwrap_or(0)).collect();
         Ok(AppendOutcome {
             positions: batch.slot.iter().map(|&i| positions[i]).collect(),
             duplicates,

@@ -20,6 +20,7 @@
 //! ```
 
 pub mod embedded;
+pub mod id_index;
 pub mod intake;
 pub mod jetstream;
 mod log;

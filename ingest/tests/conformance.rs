@@ -88,34 +88,41 @@ impl Harness for Embedded {
 
 struct Jet {
     server: NatsServer,
-    log: Arc<JetStreamLog>,
+    /// The node's local id index lives here, as `serve` keeps it in its data directory.
+    dir: tempfile::TempDir,
+    log: Option<Arc<JetStreamLog>>,
 }
 
 impl Jet {
     async fn new() -> Self {
         let server = NatsServer::start();
-        let log = Arc::new(connect(&server).await);
-        Self { server, log }
+        let dir = tempfile::tempdir().unwrap();
+        let log = Some(Arc::new(connect(&server, &dir).await));
+        Self { server, dir, log }
     }
 }
 
-async fn connect(server: &NatsServer) -> JetStreamLog {
+async fn connect(server: &NatsServer, dir: &tempfile::TempDir) -> JetStreamLog {
     JetStreamLog::connect(JetStreamConfig {
         url: server.url(),
         ..JetStreamConfig::default()
     })
     .await
     .unwrap()
+    .with_index(&dir.path().join("ids.redb"))
+    .unwrap()
 }
 
 #[async_trait::async_trait]
 impl Harness for Jet {
     fn log(&self) -> Arc<dyn EventLog> {
-        self.log.clone()
+        self.log.clone().unwrap()
     }
     async fn restart(&mut self) {
+        // Drop the old handles (and the index file's lock) before the node comes back.
+        self.log = None;
         self.server.restart();
-        self.log = Arc::new(connect(&self.server).await);
+        self.log = Some(Arc::new(connect(&self.server, &self.dir).await));
     }
 }
 
@@ -166,13 +173,11 @@ async fn resent_batch_is_deduplicated(h: &mut dyn Harness) {
     let single_again = log.append(vec![event("r-single", 0.5)]).await.unwrap();
     assert_eq!(single_again.positions, single.positions);
     assert_eq!(read_all(log.as_ref()).await.len(), 5);
-    if !log.may_hold_duplicates() {
-        // An exact index: a retry of one member of an earlier batch is found too. (JetStream
-        // dedups whole records only; there the folds skip such an id, see projections' tests.)
-        let one = log.append(vec![event("r-2", 0.5)]).await.unwrap();
-        assert_eq!(one.positions, vec![first.positions[2]]);
-        assert_eq!(read_all(log.as_ref()).await.len(), 5);
-    }
+    // A retry of one member of an earlier batch is found too.
+    let one = log.append(vec![event("r-2", 0.5)]).await.unwrap();
+    assert_eq!(one.positions, vec![first.positions[2]]);
+    assert_eq!(one.duplicates, vec![event_id("r-2")]);
+    assert_eq!(read_all(log.as_ref()).await.len(), 5);
 }
 
 async fn same_id_other_content_is_a_conflict(h: &mut dyn Harness) {
@@ -185,11 +190,6 @@ async fn same_id_other_content_is_a_conflict(h: &mut dyn Harness) {
         "{err}"
     );
     assert_eq!(log.head().await.unwrap(), head);
-    if log.may_hold_duplicates() {
-        // JetStream finds conflicts of whole records; a conflicting id inside a new batch
-        // is dead-lettered by the folds instead (see projections' tests).
-        return;
-    }
     let err = log
         .append(vec![event("c-new", 0.1), event("c-1", 0.9)])
         .await
@@ -306,3 +306,29 @@ conformance!(
     restart_keeps_every_acknowledged_event,
     reading_beyond_the_head_is_an_error,
 );
+
+/// A node's id index also learns the ids other nodes append, from the stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jetstream_index_learns_ids_appended_by_other_nodes() {
+    let server = NatsServer::start();
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = connect(&server, &dir_a).await;
+    let b = connect(&server, &dir_b).await;
+    let outcome = a.append(batch("n", 3)).await.unwrap();
+    assert!(
+        b.wait_indexed(outcome.last_position(), Duration::from_secs(10))
+            .await
+    );
+    let again = b.append(vec![event("n-1", 0.5)]).await.unwrap();
+    assert_eq!(again.positions, vec![outcome.positions[1]]);
+    assert_eq!(again.duplicates, vec![event_id("n-1")]);
+    let err = b
+        .append(vec![event("n-new", 0.5), event("n-2", 0.9)])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, LogError::Conflict { id } if id == event_id("n-2")),
+        "{err}"
+    );
+    assert_eq!(b.head().await.unwrap(), outcome.last_position());
+}
