@@ -152,8 +152,9 @@ impl ProjectorHandle {
 }
 
 fn dead_letters(tree: &sled::Tree, projector: &str) -> Vec<DeadLetter> {
+    // `map_while`: a sled iterator that fails keeps failing, it never ends.
     tree.scan_prefix(DEAD_PREFIX)
-        .filter_map(Result::ok)
+        .map_while(Result::ok)
         .filter_map(|(_, v)| rmp_serde::from_slice::<DeadLetter>(&v).ok())
         .map(|mut d| {
             d.projector = projector.to_owned();
@@ -368,11 +369,18 @@ impl Runtime {
         &self.log
     }
 
-    /// True when every projector is live (caught up with the head it last saw).
-    pub fn ready(&self) -> bool {
-        self.handles
-            .iter()
-            .all(|h| h.status().state == ProjectorState::Live)
+    /// True when every projector has applied the log up to `head` and is neither failed nor
+    /// rebuilding. (A projector's own view of the head can be a moment old; readiness is
+    /// judged against the head the caller just read.)
+    pub fn caught_up(&self, head: Position) -> bool {
+        self.handles.iter().all(|h| {
+            let status = h.status();
+            status.position >= head
+                && !matches!(
+                    status.state,
+                    ProjectorState::Failed | ProjectorState::Rebuilding
+                )
+        })
     }
 
     /// Waits until every projector has applied `position`; false on timeout.
@@ -535,6 +543,7 @@ impl ProjectorTask {
             .store
             .active_generation(name)
             .map_err(|e| e.to_string())?;
+        drop_superseded(&self.store, name, old)?;
         let fresh = old + 1;
         let tree = self.store.tree(name, fresh).map_err(|e| e.to_string())?;
         tree.clear().map_err(|e| e.to_string())?;
@@ -547,7 +556,9 @@ impl ProjectorTask {
             |_| {},
         )
         .await?;
-        // The swap: queries move to the new tree at once, then the old one goes.
+        // The swap: queries move to the new tree at once. The old one stays until the next
+        // rebuild: a query that took it just before the swap may still be reading it, and
+        // sled fails every read of a dropped tree.
         self.store
             .set_active_generation(name, fresh)
             .map_err(|e| e.to_string())?;
@@ -555,7 +566,6 @@ impl ProjectorTask {
             Ok(mut slot) => *slot = tree.clone(),
             Err(poisoned) => *poisoned.into_inner() = tree.clone(),
         }
-        self.store.drop_tree(name, old).map_err(|e| e.to_string())?;
         handle.update(|s| {
             s.generation = fresh;
             s.position = checkpoint(&tree);
@@ -601,6 +611,17 @@ async fn fold_blocking(
         .map_err(|e| ApplyError::Storage(format!("fold task failed: {e}")))?
 }
 
+/// Drops the generation that `active` replaced, kept by the last rebuild for the queries
+/// still reading it then (long finished now).
+fn drop_superseded(store: &Store, projector: &str, active: u64) -> Result<(), String> {
+    match active.checked_sub(1) {
+        Some(superseded) => store
+            .drop_tree(projector, superseded)
+            .map_err(|e| e.to_string()),
+        None => Ok(()),
+    }
+}
+
 /// Folds the log from the tree's checkpoint up to `target` into `tree`; `progress(position)`
 /// after each batch. Used by rebuilds and by `ats-mafia replay`.
 pub async fn replay_into(
@@ -612,8 +633,19 @@ pub async fn replay_into(
 ) -> Result<(), String> {
     let dedup = log.may_hold_duplicates();
     let mut position = checkpoint(tree);
+    if position >= target {
+        return Ok(());
+    }
+    // A subscription, not repeated reads: JetStream streams it through one ordered consumer
+    // instead of fetching record by record.
+    let mut batches = log.clone().subscribe(position, BATCH);
     while position < target {
-        let events = log.read(position, BATCH).await.map_err(|e| e.to_string())?;
+        let Some(batch) = batches.next().await else {
+            break;
+        };
+        let mut events = batch.map_err(|e| e.to_string())?;
+        // Stop exactly at the target, even if more has been appended meanwhile.
+        events.retain(|e| e.position <= target);
         if events.is_empty() {
             break;
         }
@@ -640,6 +672,7 @@ pub async fn rebuild_all(
     for projector in projectors {
         let name = projector.name();
         let old = store.active_generation(name).map_err(|e| e.to_string())?;
+        drop_superseded(store, name, old)?;
         let fresh = old + 1;
         let tree = store.tree(name, fresh).map_err(|e| e.to_string())?;
         tree.clear().map_err(|e| e.to_string())?;
@@ -699,7 +732,12 @@ mod tests {
         let id = event_id(&format!("{skill}-{position}"));
         StoredEvent {
             position,
-            event: Ok(Arc::new(Envelope::new(id, Timestamp::from_micros(0), "tests", payload))),
+            event: Ok(Arc::new(Envelope::new(
+                id,
+                Timestamp::from_micros(0),
+                "tests",
+                payload,
+            ))),
         }
     }
 
@@ -714,7 +752,9 @@ mod tests {
             .iter()
             .map(Result::unwrap)
             .filter(|(k, _)| k.as_ref() != CHECKPOINT_KEY && k.as_ref() != DIGEST_KEY)
-            .fold(0u64, |sum, (k, v)| sum.wrapping_add(crate::view::entry_hash(&k, &v)));
+            .fold(0u64, |sum, (k, v)| {
+                sum.wrapping_add(crate::view::entry_hash(&k, &v))
+            });
         format!("{sum:016x}")
     }
 
@@ -776,12 +816,22 @@ mod tests {
         let letters = dead_letters(&with, "scores_v1");
         assert_eq!(letters.len(), 1);
         assert_eq!(
-            (letters[0].position, letters[0].error.as_str(), letters[0].projector.as_str()),
+            (
+                letters[0].position,
+                letters[0].error.as_str(),
+                letters[0].projector.as_str()
+            ),
             (2, "perfect scores are refused", "scores_v1")
         );
 
         let without = tree();
-        fold_batch(&Scores, &without, &[batch[0].clone(), batch[2].clone()], false).unwrap();
+        fold_batch(
+            &Scores,
+            &without,
+            &[batch[0].clone(), batch[2].clone()],
+            false,
+        )
+        .unwrap();
         let kept = |t: &sled::Tree| {
             entries(t)
                 .into_iter()
@@ -809,7 +859,11 @@ mod tests {
         let letters = dead_letters(&t, "scores_v1");
         assert_eq!(letters.len(), 1);
         assert_eq!(letters[0].position, 3);
-        assert!(letters[0].error.starts_with("conflict: event id "), "{}", letters[0].error);
+        assert!(
+            letters[0].error.starts_with("conflict: event id "),
+            "{}",
+            letters[0].error
+        );
         assert_eq!(checkpoint(&t), 3);
     }
 }

@@ -32,6 +32,37 @@ pub enum StoreError {
     },
 }
 
+/// Why a store did not open and verify.
+enum Unverified {
+    /// Another process or handle holds the store's lock: not damage, so nothing is moved.
+    InUse(sled::Error),
+    /// Damaged or foreign: moved aside.
+    Damaged(String),
+}
+
+impl Unverified {
+    fn from_open(err: sled::Error) -> Self {
+        // sled 0.34 has no variant for a held lock: it reports an `Other` I/O error with this
+        // message (`Config::try_lock`). Moving a store in use aside would pull it from under
+        // the process that holds it.
+        match &err {
+            sled::Error::Io(io)
+                if io.kind() == std::io::ErrorKind::Other
+                    && io.to_string().starts_with("could not acquire lock") =>
+            {
+                Self::InUse(err)
+            }
+            _ => Self::Damaged(err.to_string()),
+        }
+    }
+}
+
+impl From<String> for Unverified {
+    fn from(reason: String) -> Self {
+        Self::Damaged(reason)
+    }
+}
+
 /// The read-model database.
 #[derive(Clone)]
 pub struct Store {
@@ -41,12 +72,14 @@ pub struct Store {
 
 impl Store {
     /// Opens the store at `path`; a damaged or foreign store is moved aside (to
-    /// `<path>.damaged-<n>`) and a fresh one created, to be rebuilt from the log.
+    /// `<path>.damaged-<n>`) and a fresh one created, to be rebuilt from the log. A store
+    /// another process holds is an error, not damage.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
         match Self::open_verified(&path) {
             Ok(store) => Ok(store),
-            Err(reason) => {
+            Err(Unverified::InUse(source)) => Err(StoreError::Sled { path, source }),
+            Err(Unverified::Damaged(reason)) => {
                 let aside = (1..)
                     .map(|n| PathBuf::from(format!("{}.damaged-{n}", path.display())))
                     .find(|p| !p.exists())
@@ -69,22 +102,25 @@ impl Store {
         }
     }
 
-    fn open_verified(path: &Path) -> Result<Self, String> {
+    fn open_verified(path: &Path) -> Result<Self, Unverified> {
         let db = sled::Config::new()
             .path(path)
+            // sled caches 1 GiB by default; read models are small and rebuildable, and the
+            // memory target is 256 MiB for the whole process.
+            .cache_capacity(64 * 1024 * 1024)
             .open()
-            .map_err(|e| e.to_string())?;
+            .map_err(Unverified::from_open)?;
         let meta = db.open_tree("meta").map_err(|e| e.to_string())?;
         match meta.get(FORMAT_KEY).map_err(|e| e.to_string())? {
             Some(found) if found.as_ref() == FORMAT => {}
             Some(found) => {
-                return Err(format!(
+                return Err(Unverified::Damaged(format!(
                     "unknown format {:?}",
                     String::from_utf8_lossy(&found)
-                ))
+                )))
             }
             None if db.tree_names().len() > 2 => {
-                return Err("trees without a format marker".into());
+                return Err(Unverified::Damaged("trees without a format marker".into()));
             }
             None => {
                 meta.insert(FORMAT_KEY, FORMAT).map_err(|e| e.to_string())?;

@@ -1,6 +1,8 @@
 //! Properties of `runtime::fold_batch` over generated histories: how the log is cut into
 //! batches never shows in the tree, and folding is deterministic.
 
+#![allow(clippy::unwrap_used)] // a test fails by panicking: `unwrap` is its assertion
+
 mod common;
 
 use ats_events::{Envelope, MetricType};
@@ -102,7 +104,9 @@ fn build(steps: &[Step]) -> Vec<StoredEvent> {
         let id = format!("h-{i}");
         let position = 3 * i as u64 + 1;
         let event = match step {
-            Step::Register { operator: o, name } => registered(&id, &operator(*o), NAMES[*name], minutes(i as i64)),
+            Step::Register { operator: o, name } => {
+                registered(&id, &operator(*o), NAMES[*name], minutes(i as i64))
+            }
             Step::Complete {
                 session: s,
                 operator: o,
@@ -133,10 +137,20 @@ fn build(steps: &[Step]) -> Vec<StoredEvent> {
                 kind,
                 value,
                 at,
-            } => metric(&id, &operator(*o), MetricType::ALL[*kind], f64::from(*value) / 100.0, minutes(*at)),
-            Step::Certify { operator: o, cert } => certification(&id, &operator(*o), CERTS[*cert], minutes(i as i64)),
+            } => metric(
+                &id,
+                &operator(*o),
+                MetricType::ALL[*kind],
+                f64::from(*value) / 100.0,
+                minutes(*at),
+            ),
+            Step::Certify { operator: o, cert } => {
+                certification(&id, &operator(*o), CERTS[*cert], minutes(i as i64))
+            }
             Step::Llm { operator: o, at } => llm_usage(&id, &operator(*o), minutes(*at)),
-            Step::Resend(index) if !decoded.is_empty() => decoded[index.index(decoded.len())].clone(),
+            Step::Resend(index) if !decoded.is_empty() => {
+                decoded[index.index(decoded.len())].clone()
+            }
             Step::Conflict(index) if !decoded.is_empty() => {
                 let mut other = decoded[index.index(decoded.len())].clone();
                 other.occurred_at = other.occurred_at.plus_seconds(1);

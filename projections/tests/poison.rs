@@ -1,6 +1,8 @@
 //! Poison events: refused by the projector or undecodable, they go to the dead letters with
 //! their position and the reason, and the rest of their batch folds as if they were absent.
 
+#![allow(clippy::unwrap_used)] // a test fails by panicking: `unwrap` is its assertion
+
 mod common;
 
 use std::sync::Arc;
@@ -198,6 +200,7 @@ fn batch_of_only_poison_moves_the_checkpoint() {
 }
 
 /// The same through the runtime on the embedded log: the handle lists the dead letters.
+/// (An undecodable record through the runtime: `runtime_jetstream.rs`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runtime_lists_dead_letters_and_moves_on() {
     let dir = tempfile::tempdir().unwrap();
@@ -208,15 +211,12 @@ async fn runtime_lists_dead_letters_and_moves_on() {
     ])
     .await
     .unwrap();
-    // Bytes that are no event, as a damaged or foreign writer would leave them.
-    log.append_raw_for_bench(&[b"\xc1 not msgpack".to_vec()])
-        .unwrap();
     let head = log
         .append(vec![completed("e2", session("s2", "op_2", 60, 30))])
         .await
         .unwrap()
         .last_position();
-    assert_eq!(head, 4);
+    assert_eq!(head, 3);
 
     let scratch = Scratch::new();
     let runtime = Runtime::start(
@@ -228,7 +228,7 @@ async fn runtime_lists_dead_letters_and_moves_on() {
     let handle = runtime.handle(profiles::NAME).unwrap().clone();
     assert!(handle.wait_for(head, WAIT).await);
     let letters = handle.dead_letters();
-    assert_eq!(letters.len(), 2);
+    assert_eq!(letters.len(), 1);
     assert_eq!(
         (
             letters[0].projector.as_str(),
@@ -241,14 +241,7 @@ async fn runtime_lists_dead_letters_and_moves_on() {
             "session s1 belongs to operator op_1, not op_2"
         )
     );
-    assert_eq!(letters[1].position, 3);
-    assert!(
-        letters[1].error.starts_with("undecodable: "),
-        "{}",
-        letters[1].error
-    );
-    assert_eq!(letters[1].event_id, None);
-    assert_eq!(handle.status().dead_letters, 2);
+    assert_eq!(handle.status().dead_letters, 1);
     assert_eq!(handle.status().last_error, None);
     let tree = handle.tree();
     assert_eq!(profiles::profile(&tree, "op_1").unwrap().total_sessions, 1);

@@ -1,6 +1,8 @@
 //! The profiles read model, given these events: hand-computed expectations folded with
 //! `runtime::fold_batch` into a fresh sled tree.
 
+#![allow(clippy::unwrap_used)] // a test fails by panicking: `unwrap` is its assertion
+
 mod common;
 
 use ats_events::MetricType;
@@ -407,4 +409,25 @@ fn performance_reads_the_folded_sessions() {
         SkillLevel::Novice,
         "(2 + 1) / 2 = 1.5 → novice"
     );
+}
+
+#[test]
+fn skill_level_of_a_mean_rounds_down() {
+    let cases = [
+        (0.0, SkillLevel::Novice),
+        (1.99, SkillLevel::Novice),
+        (2.0, SkillLevel::Intermediate),
+        (2.5, SkillLevel::Intermediate),
+        (3.5, SkillLevel::Advanced),
+        (4.99, SkillLevel::Expert),
+        (5.0, SkillLevel::Master),
+    ];
+    for (mean, level) in cases {
+        assert_eq!(SkillLevel::from_numeric(mean), level, "{mean}");
+    }
+    let numeric: Vec<u8> = [SkillLevel::Novice, SkillLevel::Master]
+        .iter()
+        .map(|l| l.numeric())
+        .collect();
+    assert_eq!(numeric, [1, 5]);
 }

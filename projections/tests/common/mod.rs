@@ -354,13 +354,15 @@ pub const OPERATORS: [&str; 5] = ["op_0", "op_1", "op_2", "op_3", "op_4"];
 const SKILLS: [&str; 4] = ["reconnaissance", "exploitation", "stealth", "reporting"];
 
 /// A deterministic history of `sessions` completed sessions (ids `<prefix>-s<i>`, operator
-/// `OPERATORS[i % 5]`) with registrations, metrics and certifications in between.
+/// `OPERATORS[i % 5]`) with registrations (name `Operator <id>`, from 15 sessions on),
+/// metrics and certifications in between.
 pub fn history(prefix: &str, sessions: usize) -> Vec<Envelope> {
     let mut out = Vec::new();
     for i in 0..sessions {
         let operator = OPERATORS[i % OPERATORS.len()];
         let start = (i as i64) * 7;
-        if i % 10 == 3 {
+        // Each operator is registered once, after its first two sessions.
+        if (10..15).contains(&i) {
             out.push(registered(
                 &format!("{prefix}-reg{i}"),
                 operator,

@@ -38,7 +38,9 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             serde_json::json!({"name": s.name, "state": s.state, "position": s.position, "lag_events": s.lag_events})
         })
         .collect();
-    let ready = log.is_ok() && state.runtime.ready();
+    let ready = log
+        .as_ref()
+        .is_ok_and(|head| state.runtime.caught_up(*head));
     let status = if ready {
         StatusCode::OK
     } else {

@@ -1,0 +1,203 @@
+//! The runtime against a real `nats-server -js`: JetStream drops a retried record only
+//! inside its duplicate window, so the log may hold an event twice; the folds apply it once,
+//! and dead-letter an id that comes back with other content.
+
+#![allow(clippy::unwrap_used)] // a test fails by panicking: `unwrap` is its assertion
+
+mod common;
+
+use std::sync::Arc;
+
+use ats_events::cloudevents::event_id;
+use ats_events::Payload;
+use ats_ingest::jetstream::{JetStreamConfig, JetStreamLog};
+use ats_ingest::testkit::NatsServer;
+use ats_ingest::{EventLog, StoredEvent};
+use ats_projections::profiles;
+use ats_projections::runtime::{self, ProjectorState, Runtime};
+use common::*;
+
+async fn read_all(log: &dyn EventLog) -> Vec<StoredEvent> {
+    let mut out: Vec<StoredEvent> = Vec::new();
+    loop {
+        let after = out.last().map_or(0, |e| e.position);
+        let next = log.read(after, 100).await.unwrap();
+        if next.is_empty() {
+            return out;
+        }
+        out.extend(next);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_stored_twice_applies_once_and_a_changed_copy_is_a_conflict() {
+    let server = NatsServer::start();
+    let config = JetStreamConfig {
+        url: server.url(),
+        ..JetStreamConfig::default()
+    };
+    let log = Arc::new(JetStreamLog::connect(config).await.unwrap());
+    assert!(log.may_hold_duplicates());
+
+    let mut sa = session("sa", "op_1", 0, 60);
+    sa.skills_practiced = skills(&["recon"]);
+    sa.score = 0.8;
+    let a = completed("a", sa);
+    let b = completed("b", session("sb", "op_1", 100, 30));
+    let c = completed("c", session("sc", "op_2", 200, 30));
+    let first = log.append(vec![a.clone(), b]).await.unwrap();
+    // Another record (another message id): the server stores it, `a` included.
+    let second = log.append(vec![a.clone(), c]).await.unwrap();
+    assert!(second.duplicates.is_empty());
+    assert_ne!(first.positions[0], second.positions[0]);
+    let stored = read_all(log.as_ref()).await;
+    let copies = stored
+        .iter()
+        .filter(|e| e.envelope().is_some_and(|e| e.id == a.id))
+        .count();
+    assert_eq!((stored.len(), copies), (4, 2), "the log holds `a` twice");
+
+    let scratch = Scratch::new();
+    let runtime = Runtime::start(
+        scratch.store.clone(),
+        log.clone(),
+        projectors_with_applications(),
+    )
+    .unwrap();
+    let head = log.head().await.unwrap();
+    assert_eq!(head, second.last_position());
+    assert!(runtime.wait_for(head, WAIT).await);
+
+    let applications = runtime.handle(APPLICATIONS).unwrap().clone();
+    let counts = application_counts(&applications.tree());
+    let once: std::collections::BTreeMap<String, u64> = ["a", "b", "c"]
+        .iter()
+        .map(|id| (event_id(id).to_string(), 1))
+        .collect();
+    assert_eq!(counts, once, "each event applied once");
+
+    let handle = runtime.handle(profiles::NAME).unwrap().clone();
+    let tree = handle.tree();
+    let op1 = profiles::profile(&tree, "op_1").unwrap();
+    assert_eq!(op1.total_sessions, 2);
+    assert_close(op1.total_hours, 1.5);
+    assert_eq!(op1.skills["recon"].practice_count, 1);
+    assert_eq!(profiles::profile(&tree, "op_2").unwrap().total_sessions, 1);
+    assert!(handle.dead_letters().is_empty());
+
+    // `a` again in a later record, with other content.
+    let mut changed = a.clone();
+    if let Payload::SessionCompleted(s) = &mut changed.payload {
+        s.score = 0.1;
+    }
+    let d = completed("d", session("sd", "op_2", 300, 30));
+    let third = log.append(vec![d, changed]).await.unwrap();
+    assert!(third.duplicates.is_empty());
+    let conflict_at = third.positions[1];
+    assert!(runtime.wait_for(third.last_position(), WAIT).await);
+    for h in runtime.handles() {
+        let letters = h.dead_letters();
+        assert_eq!(letters.len(), 1, "{}", h.name());
+        let letter = &letters[0];
+        assert_eq!(letter.position, conflict_at);
+        assert_eq!(letter.event_id, Some(a.id.to_string()));
+        assert_eq!(letter.kind.as_deref(), Some("ats.session.completed"));
+        assert_eq!(
+            letter.error,
+            format!("conflict: event id {} was applied with other content", a.id)
+        );
+        assert_eq!(
+            h.status().dead_letters,
+            1,
+            "{}: the status counts the conflict",
+            h.name()
+        );
+    }
+    let counts = application_counts(&applications.tree());
+    assert_eq!(counts.len(), 4);
+    assert!(counts.values().all(|&n| n == 1), "{counts:?}");
+    let tree = handle.tree();
+    assert_eq!(profiles::session(&tree, "sa").unwrap().data.score, 0.8);
+    assert_eq!(profiles::profile(&tree, "op_2").unwrap().total_sessions, 2);
+
+    assert!(eventually(|| handle.status().state == ProjectorState::Live).await);
+    let status = handle.status();
+    assert_eq!(
+        (status.position, status.lag_events),
+        (third.last_position(), 0)
+    );
+
+    // An offline replay of the same stream ends in the same trees, seen ids and dead letters included.
+    let offline = Scratch::new();
+    runtime::rebuild_all(
+        &offline.store,
+        log.clone(),
+        projectors_with_applications(),
+        |_, _, _| {},
+    )
+    .await
+    .unwrap();
+    for h in runtime.handles() {
+        let rebuilt = offline.store.tree(h.name(), 1).unwrap();
+        assert_eq!(entries(&rebuilt), entries(&h.tree()), "{}", h.name());
+    }
+    runtime.shutdown().await;
+}
+
+/// A record another writer published on the stream's subjects, which is no event record:
+/// one dead letter, and the events around it apply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undecodable_record_is_dead_lettered() {
+    let server = NatsServer::start();
+    let config = JetStreamConfig {
+        url: server.url(),
+        ..JetStreamConfig::default()
+    };
+    let log = Arc::new(JetStreamLog::connect(config).await.unwrap());
+    log.append(vec![completed("e1", session("s1", "op_1", 0, 30))])
+        .await
+        .unwrap();
+    let ack = log
+        .context()
+        .publish("ats.events.foreign._", b"\xc1 not a record".to_vec().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let poison_at = ats_ingest::jetstream::position(ack.sequence, 0);
+    let head = log
+        .append(vec![completed("e2", session("s2", "op_1", 60, 30))])
+        .await
+        .unwrap()
+        .last_position();
+
+    let scratch = Scratch::new();
+    let runtime = Runtime::start(
+        scratch.store.clone(),
+        log.clone(),
+        ats_projections::all_projectors(),
+    )
+    .unwrap();
+    let handle = runtime.handle(profiles::NAME).unwrap().clone();
+    assert!(handle.wait_for(head, WAIT).await);
+    let letters = handle.dead_letters();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].position, poison_at);
+    assert_eq!(
+        (letters[0].event_id.clone(), letters[0].kind.clone()),
+        (None, None)
+    );
+    assert!(
+        letters[0].error.starts_with("undecodable: "),
+        "{}",
+        letters[0].error
+    );
+    assert_eq!(handle.status().dead_letters, 1);
+    assert_eq!(
+        profiles::profile(&handle.tree(), "op_1")
+            .unwrap()
+            .total_sessions,
+        2
+    );
+    runtime.shutdown().await;
+}
