@@ -77,13 +77,15 @@ const TEAMS: [(&str, &[&str], &[&str]); 3] = [
         &["phish_campaign_01", "vishing_02", "pretext_03"],
     ),
 ];
+/// Models of the default price table (DOMAIN.md §B5.3), so demo usage is priced; the local
+/// model is free.
 const MODELS: [&str; 6] = [
     "openai/gpt-4o",
     "openai/gpt-4o-mini",
-    "anthropic/claude-3-5-sonnet-20241022",
-    "anthropic/claude-3-5-haiku-20241022",
-    "openrouter/meta-llama/llama-3.1-70b-instruct",
-    "ollama/llama3.1",
+    "anthropic/claude-3.5-sonnet",
+    "anthropic/claude-3.5-haiku",
+    "openrouter/google/gemini-1.5-flash",
+    "ollama/llama3.1:8b",
 ];
 const TASKS: [&str; 4] = ["reconnaissance", "exploitation", "analysis", "defense"];
 

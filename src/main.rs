@@ -44,6 +44,8 @@ enum Command {
     Import(cmd::import::Args),
     /// Rebuild every read model from position 0 and print each projector's digest.
     Replay(cmd::replay::Args),
+    /// Measure the engine against the raw ceilings of the same work (JSON lines on stdout).
+    Bench(cmd::bench::Args),
     /// Query the analytics (seed commands).
     #[command(subcommand)]
     Analytics(cmd::analytics::Command),
@@ -81,6 +83,7 @@ fn main() -> ExitCode {
             Command::Import(args) => cmd::import::run(args, config).await,
             Command::Replay(args) => cmd::replay::run(args, config).await,
             Command::Analytics(command) => cmd::analytics::run(command, config).await,
+            Command::Bench(args) => cmd::bench::run(args, config).await,
         }
     });
     match result {

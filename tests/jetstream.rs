@@ -79,6 +79,21 @@ async fn events_over_http_and_nats_intake_reach_the_read_models() {
     let again: Value = serde_json::from_slice(&reply.payload).unwrap();
     assert_eq!(again["positions"][0].as_u64(), Some(position));
     assert_eq!(again["duplicates"].as_array().map(Vec::len), Some(1));
+    // The same id with other content inside a new batch is a 409 naming the id, and nothing
+    // of the batch is appended (the node's id index knows every id it has seen).
+    let mut changed = session("op_js", 2, 0.9, &["recon"]);
+    changed["data"]["score"] = json!(0.1);
+    let (status, answer) = server
+        .post_events(&json!([session("op_js", 7, 0.5, &["recon"]), changed]))
+        .await;
+    assert_eq!(status, 409, "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("already in the log with different content"),
+        "{answer}"
+    );
     let (_, projectors) = server.get("/api/admin/projectors").await;
     assert_eq!(projectors["log"], "jetstream");
     let (_, perf) = server

@@ -8,7 +8,9 @@
 //!   skips one. Poison events go to a dead-letter range of the tree. Rebuilds replay into a
 //!   fresh tree and swap it in atomically.
 //! - [`store::Store`]: the sled database, verified at open and rebuilt when it is damaged.
-//! - Read models: [`profiles`] (operators, skills, sessions, metrics).
+//! - Read models: [`profiles`] (operators, skills, sessions, metrics), [`progress`] (XP,
+//!   levels, milestones, goals, certifications, paths, leaderboards), [`costs`] (LLM prices,
+//!   usage, breakdowns, budgets, optimizer).
 //! - [`analytics`]: pure functions over read-model data with an explicit `as_of`.
 //!
 //! No fold reads the clock: time comes from events.
@@ -22,9 +24,12 @@
 //! ```
 
 pub mod analytics;
+pub mod costs;
 pub mod profiles;
+pub mod progress;
 pub mod runtime;
 pub mod store;
+pub mod training;
 mod view;
 
 use std::sync::Arc;
@@ -34,5 +39,9 @@ pub use view::View;
 
 /// Every projector of the engine, in a fixed order.
 pub fn all_projectors() -> Vec<Arc<dyn Projector>> {
-    vec![Arc::new(profiles::ProfilesProjector)]
+    vec![
+        Arc::new(profiles::ProfilesProjector),
+        Arc::new(progress::ProgressProjector),
+        Arc::new(costs::CostsProjector),
+    ]
 }

@@ -5,6 +5,9 @@
 //! - `s/<session>` → [`SessionRecord`]
 //! - `os/<operator>\0<start time, BE>\0<session>` → `[]` (sessions by operator and time)
 //! - `m/<operator>\0<time, BE>\0<event id><index>` → [`MetricPoint`]
+//! - `lc/<operator>\0<skill>\0<time, BE>\0<event id>` → [`PracticePoint`] (learning curves)
+//! - `ms/<metric type>\0<operator>` → [`MetricStat`] (per-operator means, for percentile ranks)
+//! - `b/<benchmark id>` → [`Benchmark`]
 
 use std::collections::BTreeMap;
 
@@ -14,6 +17,7 @@ use utoipa::ToSchema;
 
 use crate::analytics::{calculate_trend, detect_plateau, learning_velocity, Trend};
 use crate::runtime::{ApplyError, Projector};
+use crate::training::PracticePoint;
 use crate::view::View;
 
 /// Proficiency ladder (seed `SkillLevel`).
@@ -126,6 +130,10 @@ pub struct OperatorProfile {
     pub metadata: Attributes,
     /// Team.
     pub team: Option<String>,
+    /// Skill names in the order they were first practised (the seed's dict order, which
+    /// orders strengths and breaks ties among weaknesses).
+    #[serde(default)]
+    pub skill_order: Vec<String>,
 }
 
 impl OperatorProfile {
@@ -141,7 +149,15 @@ impl OperatorProfile {
             specializations: Vec::new(),
             metadata: Attributes::new(),
             team: None,
+            skill_order: Vec::new(),
         }
+    }
+
+    /// Skills in first-practice order.
+    pub fn skills_in_order(&self) -> impl Iterator<Item = &SkillMetric> {
+        self.skill_order
+            .iter()
+            .filter_map(|name| self.skills.get(name))
     }
 
     /// §A2.4: the mean numeric proficiency of practised skills, rounded down; novice if none.
@@ -219,12 +235,83 @@ fn session_key(session: &str) -> Vec<u8> {
 }
 
 /// Timestamps as order-preserving big-endian bytes (sign bit flipped).
-fn time_bytes(t: Timestamp) -> [u8; 8] {
+pub(crate) fn time_bytes(t: Timestamp) -> [u8; 8] {
     ((t.micros() as u64) ^ (1 << 63)).to_be_bytes()
 }
 
 fn by_operator(prefix: &[u8], operator: &str) -> Vec<u8> {
     [prefix, operator.as_bytes(), b"\0"].concat()
+}
+
+fn metric_stat_key(metric_type: MetricType, operator: &str) -> Vec<u8> {
+    [
+        b"ms/",
+        metric_type.as_str().as_bytes(),
+        b"\0",
+        operator.as_bytes(),
+    ]
+    .concat()
+}
+
+/// Running sum and count of one operator's metrics of one type.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetricStat {
+    /// Sum of values.
+    pub sum: f64,
+    /// Number of values.
+    pub count: u64,
+}
+
+impl MetricStat {
+    /// The mean (0 when empty).
+    pub fn mean(&self) -> f64 {
+        if self.count == 0 {
+            0.0
+        } else {
+            self.sum / self.count as f64
+        }
+    }
+}
+
+/// Each operator's mean of `metric_type`, in operator id order.
+pub fn metric_means(tree: &sled::Tree, metric_type: MetricType) -> Vec<(String, f64)> {
+    let prefix = [b"ms/", metric_type.as_str().as_bytes(), b"\0"].concat();
+    tree.scan_prefix(&prefix)
+        .map_while(Result::ok)
+        .filter_map(|(k, v)| {
+            let stat: MetricStat = decode(&v)?;
+            Some((
+                String::from_utf8_lossy(&k[prefix.len()..]).into_owned(),
+                stat.mean(),
+            ))
+        })
+        .collect()
+}
+
+fn practice_prefix(operator: &str, skill: &str) -> Vec<u8> {
+    [
+        by_operator(b"lc/", operator).as_slice(),
+        skill.as_bytes(),
+        b"\0",
+    ]
+    .concat()
+}
+
+/// A benchmark value for a metric type (seed `BenchmarkEngine`); setting it again replaces it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Benchmark {
+    /// Benchmark id.
+    pub benchmark_id: String,
+    /// Metric type it applies to.
+    pub metric_type: MetricType,
+    /// Benchmark value.
+    pub value: f64,
+    /// Free-form context.
+    #[schema(value_type = Object)]
+    pub context: Attributes,
+    /// Time of the event that set it.
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
 }
 
 /// Folds operator, session and metric events into profiles.
@@ -259,6 +346,29 @@ impl ProfilesProjector {
             &(index as u32).to_be_bytes(),
         ]
         .concat();
+        let stat = view.entry(
+            &metric_stat_key(point.metric_type, operator),
+            MetricStat::default,
+        )?;
+        stat.sum += point.value;
+        stat.count += 1;
+        view.put(&key, point)
+    }
+
+    fn record_practice(
+        view: &mut View<'_>,
+        operator: &str,
+        skill: &str,
+        point: PracticePoint,
+        event: &Envelope,
+    ) -> Result<(), ApplyError> {
+        let key = [
+            practice_prefix(operator, skill).as_slice(),
+            &time_bytes(point.timestamp),
+            b"\0",
+            event.id.as_bytes(),
+        ]
+        .concat();
         view.put(&key, point)
     }
 
@@ -282,6 +392,9 @@ impl ProfilesProjector {
         profile.total_sessions += 1;
         profile.total_hours += session.duration_seconds / 3600.0;
         for skill in &session.skills_practiced {
+            if !profile.skills.contains_key(skill) {
+                profile.skill_order.push(skill.clone());
+            }
             profile
                 .skills
                 .entry(skill.clone())
@@ -304,6 +417,16 @@ impl ProfilesProjector {
                 scenario_id: Some(session.scenario_id.clone()),
             };
             Self::record_metric(view, &session.operator_id, point, event, index)?;
+        }
+        for skill in &session.skills_practiced {
+            let point = PracticePoint {
+                timestamp: session.end_time,
+                score: session.score,
+                success: Some(session.success),
+                difficulty: session.difficulty,
+                session_id: Some(session.session_id.clone()),
+            };
+            Self::record_practice(view, &session.operator_id, skill, point, event)?;
         }
         let index_key = [
             by_operator(b"os/", &session.operator_id).as_slice(),
@@ -349,6 +472,27 @@ impl Projector for ProfilesProjector {
                 };
                 Self::record_metric(view, &p.operator_id, point, event, 0)?;
             }
+            Payload::SkillAssessed(p) => {
+                Self::profile(view, &p.operator_id, at)?;
+                let point = PracticePoint {
+                    timestamp: at,
+                    score: p.score,
+                    success: None,
+                    difficulty: None,
+                    session_id: None,
+                };
+                Self::record_practice(view, &p.operator_id, &p.skill, point, event)?;
+            }
+            Payload::BenchmarkSet(p) => {
+                let benchmark = Benchmark {
+                    benchmark_id: p.benchmark_id.clone(),
+                    metric_type: p.metric_type,
+                    value: p.value,
+                    context: p.context.clone(),
+                    created_at: at,
+                };
+                view.put(&[b"b/", p.benchmark_id.as_bytes()].concat(), benchmark)?;
+            }
             Payload::CertificationAwarded(p) => {
                 let profile = Self::profile(view, &p.operator_id, at)?;
                 if !profile.certifications.contains(&p.certification_id) {
@@ -366,7 +510,7 @@ impl Projector for ProfilesProjector {
     }
 }
 
-fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Option<T> {
     rmp_serde::from_slice(bytes).ok()
 }
 
@@ -382,17 +526,20 @@ pub fn profile(tree: &sled::Tree, operator: &str) -> Option<OperatorProfile> {
 pub fn operator_ids(tree: &sled::Tree) -> Vec<String> {
     tree.scan_prefix(b"p/")
         .keys()
-        .filter_map(Result::ok)
+        .map_while(Result::ok)
         .map(|k| String::from_utf8_lossy(&k[2..]).into_owned())
         .collect()
 }
 
 /// Counts of operators, sessions and metrics.
+///
+/// Iterators over sled stop at the first error (`map_while`): a failing tree must end a scan,
+/// never spin on it.
 pub fn counts(tree: &sled::Tree) -> (usize, usize, usize) {
     (
-        tree.scan_prefix(b"p/").count(),
-        tree.scan_prefix(b"s/").count(),
-        tree.scan_prefix(b"m/").count(),
+        tree.scan_prefix(b"p/").map_while(Result::ok).count(),
+        tree.scan_prefix(b"s/").map_while(Result::ok).count(),
+        tree.scan_prefix(b"m/").map_while(Result::ok).count(),
     )
 }
 
@@ -410,7 +557,7 @@ pub fn sessions(tree: &sled::Tree, operator: &str, limit: usize) -> Vec<SessionR
     tree.scan_prefix(by_operator(b"os/", operator))
         .keys()
         .rev()
-        .filter_map(Result::ok)
+        .map_while(Result::ok)
         .filter_map(|k| {
             let id = k
                 .iter()
@@ -427,9 +574,44 @@ pub fn sessions(tree: &sled::Tree, operator: &str, limit: usize) -> Vec<SessionR
 pub fn metrics(tree: &sled::Tree, operator: &str) -> Vec<MetricPoint> {
     tree.scan_prefix(by_operator(b"m/", operator))
         .values()
-        .filter_map(Result::ok)
+        .map_while(Result::ok)
         .filter_map(|v| decode(&v))
         .collect()
+}
+
+/// Practice points of `operator` by skill, each list in time order.
+pub fn practice(tree: &sled::Tree, operator: &str) -> BTreeMap<String, Vec<PracticePoint>> {
+    let mut out: BTreeMap<String, Vec<PracticePoint>> = BTreeMap::new();
+    let prefix = by_operator(b"lc/", operator);
+    for (key, value) in tree.scan_prefix(&prefix).map_while(Result::ok) {
+        let rest = &key[prefix.len()..];
+        let Some(end) = rest.iter().position(|b| *b == 0) else {
+            continue;
+        };
+        if let Some(point) = decode::<PracticePoint>(&value) {
+            out.entry(String::from_utf8_lossy(&rest[..end]).into_owned())
+                .or_default()
+                .push(point);
+        }
+    }
+    out
+}
+
+/// Every benchmark, by id.
+pub fn benchmarks(tree: &sled::Tree) -> Vec<Benchmark> {
+    tree.scan_prefix(b"b/")
+        .values()
+        .map_while(Result::ok)
+        .filter_map(|v| decode(&v))
+        .collect()
+}
+
+/// One benchmark.
+pub fn benchmark(tree: &sled::Tree, id: &str) -> Option<Benchmark> {
+    tree.get([b"b/", id.as_bytes()].concat())
+        .ok()
+        .flatten()
+        .and_then(|v| decode(&v))
 }
 
 /// A profile as the seed serializes it (`OperatorProfile.to_dict`), with the derived level.
@@ -495,7 +677,7 @@ pub struct Analysis {
     pub total_sessions: usize,
     /// Metrics recorded.
     pub total_metrics: usize,
-    /// Skills at advanced or above (name order).
+    /// Skills at advanced or above (first-practice order).
     pub strengths: Vec<String>,
     /// Up to 5 skills at intermediate or below, worst first.
     pub weaknesses: Vec<Weakness>,
@@ -519,11 +701,10 @@ pub struct Performance {
     pub analysis: Analysis,
 }
 
-/// Strengths: skills at advanced (3) or above, in name order.
+/// Strengths: skills at advanced (3) or above, in first-practice order.
 pub fn strengths(profile: &OperatorProfile) -> Vec<String> {
     profile
-        .skills
-        .values()
+        .skills_in_order()
         .filter(|s| s.proficiency.numeric() >= 3)
         .map(|s| s.skill_name.clone())
         .collect()
@@ -532,15 +713,14 @@ pub fn strengths(profile: &OperatorProfile) -> Vec<String> {
 /// Weaknesses: skills at intermediate (2) or below, worst `(average_score, success_rate)` first.
 pub fn weaknesses(profile: &OperatorProfile) -> Vec<&SkillMetric> {
     let mut weak: Vec<&SkillMetric> = profile
-        .skills
-        .values()
+        .skills_in_order()
         .filter(|s| s.proficiency.numeric() <= 2)
         .collect();
+    // Stable: ties keep first-practice order, as the seed's sorted() over its dict.
     weak.sort_by(|a, b| {
         (a.average_score, a.success_rate)
             .partial_cmp(&(b.average_score, b.success_rate))
             .unwrap_or(std::cmp::Ordering::Equal)
-            .then_with(|| a.skill_name.cmp(&b.skill_name))
     });
     weak
 }
@@ -596,4 +776,42 @@ pub fn performance(
         profile: dto,
         analysis,
     })
+}
+
+/// Builders for unit tests of modules that compute from profiles.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use super::*;
+
+    /// An empty profile.
+    pub(crate) fn profile(id: &str) -> OperatorProfile {
+        OperatorProfile::new(id, Timestamp::default())
+    }
+
+    /// `n` practices of `skill` with the same score and outcome.
+    pub(crate) fn practise(
+        profile: &mut OperatorProfile,
+        skill: &str,
+        n: u32,
+        score: f64,
+        success: bool,
+    ) {
+        if !profile.skills.contains_key(skill) {
+            profile.skill_order.push(skill.to_owned());
+        }
+        for _ in 0..n {
+            profile
+                .skills
+                .entry(skill.to_owned())
+                .or_insert_with(|| SkillMetric {
+                    skill_name: skill.to_owned(),
+                    proficiency: SkillLevel::Novice,
+                    last_practiced: Timestamp::default(),
+                    practice_count: 0,
+                    success_rate: 0.0,
+                    average_score: 0.0,
+                })
+                .practise(score, success, Timestamp::default());
+        }
+    }
 }

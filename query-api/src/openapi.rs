@@ -4,7 +4,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use utoipa::OpenApi;
 
-use crate::routes::{admin, events, health, operators};
+use crate::routes::{admin, costs, events, health, operators, progress, training};
 use crate::state::AppState;
 
 /// The API's OpenAPI 3.1 document.
@@ -14,12 +14,24 @@ use crate::state::AppState;
     paths(
         events::post_events, events::schema,
         operators::list, operators::performance, operators::sessions, operators::session_analysis,
+        training::recommendations, training::skill_gaps, training::learning,
+        training::list_benchmarks, training::set_benchmark, training::compare,
+        progress::leaderboard, progress::operator_progress, progress::list_goals,
+        progress::create_goal, progress::progress_goal, progress::list_milestones,
+        progress::register_milestone, progress::list_certifications,
+        progress::operator_certifications, progress::award_certification, progress::eligibility,
+        costs::models, costs::breakdown, costs::summary, costs::optimization,
+        costs::list_budgets, costs::set_budget, costs::roi, costs::anomalies, costs::forecast,
+        costs::what_if, costs::budget_plan, costs::predict, costs::export_usage,
         admin::projectors, admin::dead_letters, admin::rebuild,
         health::healthz, health::readyz, health::metrics,
     ),
     tags(
         (name = "events", description = "Append events to the log"),
         (name = "operators", description = "Operator performance read models"),
+        (name = "training", description = "Training effectiveness: learning, gaps, recommendations, benchmarks"),
+        (name = "progress", description = "XP, levels, milestones, goals, certifications, paths, leaderboards"),
+        (name = "costs", description = "LLM prices, usage breakdowns, budgets, optimizer, ROI"),
         (name = "admin", description = "Projectors, digests, dead letters, rebuild"),
         (name = "health", description = "Liveness, readiness, metrics"),
     )

@@ -1,6 +1,7 @@
 //! One module per command.
 
 pub mod analytics;
+pub mod bench;
 pub mod import;
 pub mod replay;
 pub mod serve;

@@ -183,3 +183,18 @@ pub fn registered(op: &str, name: &str) -> Value {
            "source": "orchestrator", "time": "2026-10-01T00:00:00Z", "subject": op,
            "data": {"operator_id": op, "name": name, "team": "red"}})
 }
+
+/// Runs the binary with `args` over the data directory `data`: success, stdout, stderr.
+pub fn run_cli(args: &[&str], data: &Path) -> (bool, String, String) {
+    let output = Command::new(binary())
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .output()
+        .expect("cannot run ats-mafia");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}

@@ -6,6 +6,9 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
+use ats_events::{EventKind, Timestamp};
+use axum::http::HeaderMap;
+
 use crate::error::{ApiError, ErrorBody};
 use crate::state::{AppState, Counters};
 
@@ -71,4 +74,37 @@ pub async fn post_events(
     responses((status = 200, description = "JSON Schema", body = Object)))]
 pub async fn schema() -> Json<serde_json::Value> {
     Json(ats_events::schema::event_json_schema())
+}
+
+/// Appends the event of `kind` an intent body describes (`POST /api/analytics/benchmarks`,
+/// …), through `ats-commands` and the log like `POST /api/events`. An `Idempotency-Key`
+/// header makes retries safe. Errors name the body's field (422).
+pub(crate) async fn append_intent(
+    state: &AppState,
+    kind: EventKind,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<ReceiptBody, ApiError> {
+    let key = headers
+        .get("idempotency-key")
+        .map(|v| {
+            v.to_str().map_err(|_| ApiError::BadRequest {
+                code: "invalid_header",
+                message: "Idempotency-Key: must be visible ASCII".into(),
+            })
+        })
+        .transpose()?;
+    let event = ats_commands::intents::from_body(kind, body, key, Timestamp::now())
+        .map_err(|e| ApiError::InvalidEvent(e.to_string()))?;
+    let outcome = state
+        .log
+        .append(vec![event])
+        .await
+        .map_err(|e| ApiError::from(ats_ingest::intake::SubmitError::Log(e)))?;
+    Counters::add(&state.counters.batches_appended, 1);
+    Counters::add(
+        &state.counters.events_appended,
+        (outcome.positions.len() - outcome.duplicates.len()) as u64,
+    );
+    Ok(Receipt::from(outcome).into())
 }

@@ -1,7 +1,21 @@
 //! `ats-mafia analytics …`: the seed's commands (DOMAIN.md §B12), one module each. Each reads a
 //! running server with `--url`, or else the local data directory, and prints a table or JSON.
 
+mod anomalies;
+mod benchmark;
+mod budget;
+mod certification;
+mod cost_report;
+mod forecast;
+mod goal;
+mod leaderboard;
+mod milestone;
 mod operator_stats;
+mod progress;
+mod session_analysis;
+mod skill_gap;
+mod training_plan;
+mod what_if;
 
 use std::time::Duration;
 
@@ -34,15 +48,140 @@ pub enum Format {
 pub enum Command {
     /// An operator's profile, skills, strengths and weaknesses.
     OperatorStats(operator_stats::Args),
+    /// Cost breakdown of a category over the last days.
+    CostReport(cost_report::Args),
+    /// Cost budgets: set one, show spend, remaining and alerts.
+    #[command(subcommand)]
+    Budget(budget::Command),
+    /// Cost anomalies: the seed's rules and the robust detector.
+    Anomalies(anomalies::Args),
+    /// Spend to the end of the budget period with an 80 % interval.
+    Forecast(forecast::Args),
+    /// A window re-priced with model substitutions.
+    WhatIf(what_if::Args),
+    /// Prioritised training recommendations for an operator.
+    TrainingPlan(training_plan::Args),
+    /// An operator's skill gaps against a role.
+    SkillGap(skill_gap::Args),
+    /// One session: score, cost, completion rate, time and cost efficiency.
+    SessionAnalysis(session_analysis::Args),
+    /// The top operators by XP, activity, level, sessions, hours, average score or achievements.
+    Leaderboard(leaderboard::Args),
+    /// An operator's level, XP, achievements, path, goals and certifications.
+    Progress(progress::Args),
+    /// Goals: create, progress, list.
+    #[command(subcommand)]
+    Goal(goal::Command),
+    /// Milestones: register a custom one, list those in force.
+    #[command(subcommand)]
+    Milestone(milestone::Command),
+    /// Certifications: award, check eligibility, list.
+    #[command(subcommand)]
+    Certification(certification::Command),
+    /// Benchmarks: set, list, compare an operator.
+    #[command(subcommand)]
+    Benchmark(benchmark::Command),
+}
+
+/// Prints `value` as pretty JSON.
+pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// The seed's banner: a rule, the title, a rule.
+pub fn banner(title: &str) -> String {
+    let rule = "=".repeat(60);
+    format!("{rule}\n{title}\n{rule}\n")
+}
+
+/// A level as its wire string.
+pub fn level(level: ats_projections::profiles::SkillLevel) -> String {
+    format!("{level:?}").to_lowercase()
 }
 
 pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::OperatorStats(args) => operator_stats::run(args, config).await,
+        Command::CostReport(args) => cost_report::run(args, config).await,
+        Command::Budget(command) => budget::run(command, config).await,
+        Command::Anomalies(args) => anomalies::run(args, config).await,
+        Command::Forecast(args) => forecast::run(args, config).await,
+        Command::WhatIf(args) => what_if::run(args, config).await,
+        Command::TrainingPlan(args) => training_plan::run(args, config).await,
+        Command::SkillGap(args) => skill_gap::run(args, config).await,
+        Command::SessionAnalysis(args) => session_analysis::run(args, config).await,
+        Command::Benchmark(command) => benchmark::run(command, config).await,
+        Command::Leaderboard(args) => leaderboard::run(args, config).await,
+        Command::Progress(args) => progress::run(args, config).await,
+        Command::Goal(command) => goal::run(command, config).await,
+        Command::Milestone(command) => milestone::run(command, config).await,
+        Command::Certification(command) => certification::run(command, config).await,
     }
 }
 
 impl Source {
+    /// The answer either from the server (`GET path`, decoded into `T`) or computed by `local`
+    /// over the caught-up local tree of `projector`.
+    pub async fn fetch<T: serde::de::DeserializeOwned>(
+        &self,
+        config: &Config,
+        projector: &str,
+        path: &str,
+        local: impl FnOnce(&sled::Tree) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        use anyhow::Context;
+        match &self.url {
+            Some(url) => serde_json::from_value(Self::get_json(url, path).await?)
+                .context("unexpected answer from the server"),
+            None => local(&self.local_tree(config, projector).await?),
+        }
+    }
+
+    /// POSTs a write to the server and prints its answer: JSON with `json`, else `done(answer)`.
+    pub async fn write(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+        json: bool,
+        done: impl FnOnce(&serde_json::Value) -> String,
+    ) -> anyhow::Result<()> {
+        let answer = self.post_json(path, body).await?;
+        if json {
+            return print_json(&answer);
+        }
+        println!("{}", done(&answer));
+        Ok(())
+    }
+
+    /// POSTs a JSON body to the server (writes always go through a server's API).
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> anyhow::Result<serde_json::Value> {
+        use anyhow::Context;
+        let url = self.url.as_deref().ok_or_else(|| {
+            anyhow::anyhow!("this command writes an event: pass --url of a running server")
+        })?;
+        let endpoint = format!("{}{path}", url.trim_end_matches('/'));
+        let response = reqwest::Client::new()
+            .post(&endpoint)
+            .json(body)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {url}"))?;
+        let status = response.status();
+        let answer: serde_json::Value = response
+            .json()
+            .await
+            .context("the server's answer is not JSON")?;
+        if !status.is_success() {
+            anyhow::bail!("{}", answer["message"].as_str().unwrap_or("request failed"));
+        }
+        Ok(answer)
+    }
+
     /// Opens the local log and store and brings the projector `name` up to the head of the
     /// log, as a server would, then returns its tree.
     pub async fn local_tree(&self, config: &Config, name: &str) -> anyhow::Result<sled::Tree> {

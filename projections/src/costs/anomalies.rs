@@ -1,0 +1,444 @@
+//! Cost anomalies: the seed's three rules exactly (DOMAIN.md §B3.8) and the robust
+//! per-dimension detector of §A3, both as queries with an explicit `as_of`.
+
+use std::collections::BTreeMap;
+
+use ats_events::Timestamp;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{decode, Dim, UsageRecord, Window};
+use crate::analytics::{mean, sample_variance};
+use crate::profiles::time_bytes;
+
+/// One example request of the `expensive_requests` rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Example {
+    /// Event id.
+    pub id: String,
+    /// USD.
+    pub cost: f64,
+    /// Model.
+    pub model: String,
+    /// When.
+    pub timestamp: String,
+}
+
+/// An anomaly of the seed's detector (`detect_anomalies`), tagged by `type`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SeedAnomaly {
+    /// Requests above mean + 2 sample standard deviations of request cost.
+    ExpensiveRequests {
+        /// `medium`.
+        severity: String,
+        /// How many.
+        count: usize,
+        /// `Found {n} requests exceeding ${threshold:.4f}`.
+        description: String,
+        /// The first 3, in time order.
+        examples: Vec<Example>,
+    },
+    /// A UTC day costing more than twice the mean of days with usage.
+    CostSpike {
+        /// `high`.
+        severity: String,
+        /// `Daily cost spike detected: ${max:.2f} vs avg ${mean:.2f}`.
+        description: String,
+        /// The costliest day.
+        max_daily_cost: f64,
+        /// Mean over days with usage.
+        average_daily_cost: f64,
+    },
+    /// More than 10 % failed requests.
+    HighErrorRate {
+        /// `high`.
+        severity: String,
+        /// failed / requests.
+        error_rate: f64,
+        /// Σ cost of failed requests.
+        wasted_cost: f64,
+        /// `High error rate: {rate×100:.1f}% (${wasted:.2f} wasted)`.
+        description: String,
+    },
+}
+
+/// Usage records with `as_of − window_days ≤ occurred_at ≤ as_of`, in time order.
+fn records_in(tree: &sled::Tree, window_days: u32, as_of: Timestamp) -> Vec<UsageRecord> {
+    let from = as_of.plus_seconds(-i64::from(window_days) * 86_400);
+    let start = [b"u/".as_slice(), &time_bytes(from)].concat();
+    let end = [b"u/".as_slice(), &time_bytes(as_of), b"\x01"].concat();
+    tree.range(start..end)
+        .values()
+        .filter_map(Result::ok)
+        .filter_map(|v| decode(&v))
+        .collect()
+}
+
+/// Seed `detect_anomalies(time_window)` over the `window_days` before `as_of` (the seed's
+/// default is 7): nothing below 10 requests; then expensive requests, cost spike, high error
+/// rate, in that order. Examples are the first in time order (the seed: arrival order).
+pub fn seed_anomalies(tree: &sled::Tree, window_days: u32, as_of: Timestamp) -> Vec<SeedAnomaly> {
+    let records = records_in(tree, window_days, as_of);
+    if records.len() < 10 {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let costs: Vec<f64> = records.iter().map(|r| r.cost).collect();
+    let threshold = mean(&costs) + 2.0 * sample_variance(&costs).sqrt();
+    let expensive: Vec<&UsageRecord> = records.iter().filter(|r| r.cost > threshold).collect();
+    if !expensive.is_empty() {
+        out.push(SeedAnomaly::ExpensiveRequests {
+            severity: "medium".into(),
+            count: expensive.len(),
+            description: format!(
+                "Found {} requests exceeding ${threshold:.4}",
+                expensive.len()
+            ),
+            examples: expensive
+                .iter()
+                .take(3)
+                .map(|r| Example {
+                    id: r.id.clone(),
+                    cost: r.cost,
+                    model: r.model.clone(),
+                    timestamp: r.timestamp.to_rfc3339(),
+                })
+                .collect(),
+        });
+    }
+    let mut daily: BTreeMap<String, f64> = BTreeMap::new();
+    for r in &records {
+        *daily.entry(super::day_of(r.timestamp)).or_default() += r.cost;
+    }
+    if daily.len() > 1 {
+        let values: Vec<f64> = daily.values().copied().collect();
+        let average = mean(&values);
+        let max = values.iter().copied().fold(f64::MIN, f64::max);
+        if max > average * 2.0 {
+            out.push(SeedAnomaly::CostSpike {
+                severity: "high".into(),
+                description: format!("Daily cost spike detected: ${max:.2} vs avg ${average:.2}"),
+                max_daily_cost: max,
+                average_daily_cost: average,
+            });
+        }
+    }
+    let failed: Vec<&UsageRecord> = records.iter().filter(|r| !r.success).collect();
+    let rate = failed.len() as f64 / records.len() as f64;
+    if rate > 0.1 {
+        let wasted: f64 = failed.iter().map(|r| r.cost).sum();
+        out.push(SeedAnomaly::HighErrorRate {
+            severity: "high".into(),
+            error_rate: rate,
+            wasted_cost: wasted,
+            description: format!(
+                "High error rate: {:.1}% (${wasted:.2} wasted)",
+                rate * 100.0
+            ),
+        });
+    }
+    out
+}
+
+/// How far above its upper bound a day's spend is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Less than 20 % above the upper bound.
+    Low,
+    /// 20–50 % above.
+    Medium,
+    /// 50 % or more above.
+    High,
+}
+
+/// A dimension value contributing to an anomalous day.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RootCause {
+    /// `model`, `profile` or `task_type`.
+    pub dimension: String,
+    /// The value.
+    pub value: String,
+    /// Its spend that day.
+    pub actual: f64,
+    /// Its expected spend that day.
+    pub expected: f64,
+    /// actual − expected.
+    pub excess: f64,
+}
+
+/// A day whose spend on one series is above its robust upper bound (§A3).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SpendAnomaly {
+    /// `total`, `model`, `profile` or `task_type`.
+    pub dimension: String,
+    /// The series (empty for `total`).
+    pub value: String,
+    /// UTC day.
+    pub day: String,
+    /// Spend that day.
+    pub actual: f64,
+    /// Expected spend: the median of the same weekday over the baseline.
+    pub expected: f64,
+    /// expected + max(3 × 1.4826 × MAD of deseasonalised residuals, 25 % of expected, $0.01
+    /// or, for a dimension, [`MATERIALITY`] of the day's expected total).
+    pub upper_bound: f64,
+    /// actual − expected.
+    pub deviation: f64,
+    /// (actual − upper_bound) / upper_bound.
+    pub excess_ratio: f64,
+    /// From `excess_ratio`.
+    pub severity: Severity,
+    /// USD above expectation (= deviation).
+    pub impact_usd: f64,
+    /// For `total`: the 3 series of the other dimensions with the largest excess that day.
+    pub root_causes: Vec<RootCause>,
+}
+
+/// Days of history before a day that form its baseline.
+pub const BASELINE_DAYS: usize = 28;
+/// Baseline days (since the series began) needed before a day can be judged; at least half
+/// of them must have spend.
+pub const MIN_BASELINE_DAYS: usize = 14;
+
+fn median(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    if sorted.len() % 2 == 0 {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    } else {
+        sorted[mid]
+    }
+}
+
+/// The smallest excess over expectation worth reporting: $0.01, and for a dimension's
+/// series this share of the day's expected total spend (cents of noise on a $100 day are not
+/// an anomaly).
+pub const MATERIALITY: f64 = 0.1;
+
+/// Expected value and upper bound of `series[index]` from the days before it; the bound is at
+/// least `floor` above the expected value. `series` is a
+/// zero-filled daily series starting the day the series began; `weekday(i)` the day's weekday.
+fn bounds(
+    series: &[f64],
+    index: usize,
+    weekday: impl Fn(usize) -> usize,
+    floor: f64,
+) -> Option<(f64, f64)> {
+    let start = index.saturating_sub(BASELINE_DAYS);
+    let baseline: Vec<usize> = (start..index).collect();
+    if baseline.len() < MIN_BASELINE_DAYS {
+        return None;
+    }
+    // An intermittent series (an operator who trains some days) has no daily norm to break;
+    // it is judged through the total and the other dimensions instead.
+    let active = baseline.iter().filter(|&&i| series[i] > 0.0).count();
+    if active * 2 < baseline.len() {
+        return None;
+    }
+    let mut by_weekday: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+    for &i in &baseline {
+        by_weekday.entry(weekday(i)).or_default().push(series[i]);
+    }
+    let medians: BTreeMap<usize, f64> = by_weekday
+        .iter()
+        .map(|(w, values)| (*w, median(values)))
+        .collect();
+    let all: Vec<f64> = baseline.iter().map(|&i| series[i]).collect();
+    let expected = medians
+        .get(&weekday(index))
+        .copied()
+        .unwrap_or_else(|| median(&all));
+    let residuals: Vec<f64> = baseline
+        .iter()
+        .map(|&i| series[i] - medians.get(&weekday(i)).copied().unwrap_or(0.0))
+        .collect();
+    let centre = median(&residuals);
+    let deviations: Vec<f64> = residuals.iter().map(|r| (r - centre).abs()).collect();
+    let sigma = 1.4826 * median(&deviations);
+    Some((
+        expected,
+        expected + (3.0 * sigma).max(0.25 * expected).max(floor),
+    ))
+}
+
+/// Daily spend per value of `dim` over `days` (zero-filled from each value's first day).
+fn daily(tree: &sled::Tree, dim: Dim, days: &[String]) -> BTreeMap<String, Vec<f64>> {
+    let window = Window {
+        first_day: days.first().cloned(),
+        last_day: days.last().cloned().unwrap_or_default(),
+    };
+    let index: BTreeMap<&str, usize> = days
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.as_str(), i))
+        .collect();
+    let mut out: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for (day, name, usage) in super::buckets(tree, dim, &window) {
+        let Some(&i) = index.get(day.as_str()) else {
+            continue;
+        };
+        let slot = &mut out
+            .entry(name)
+            .or_insert_with(|| vec![f64::NAN; days.len()])[i];
+        *slot = if slot.is_nan() {
+            usage.cost
+        } else {
+            *slot + usage.cost
+        };
+    }
+    // NaN marks days before a series began; later empty days are zero spend.
+    for series in out.values_mut() {
+        let first = series.iter().position(|v| !v.is_nan()).unwrap_or(0);
+        for v in series.iter_mut().skip(first) {
+            if v.is_nan() {
+                *v = 0.0;
+            }
+        }
+    }
+    out
+}
+
+fn severity(excess_ratio: f64) -> Severity {
+    if excess_ratio < 0.2 {
+        Severity::Low
+    } else if excess_ratio < 0.5 {
+        Severity::Medium
+    } else {
+        Severity::High
+    }
+}
+
+/// §A3 robust detector: for each of the `window_days` days ending with `as_of`'s day, the
+/// daily spend in total and per model, profile and task type against its baseline (the 28
+/// days before, same-weekday medians, MAD of residuals). Ordered by day, then dimension
+/// (`total` first), then value.
+pub fn detect(tree: &sled::Tree, window_days: u32, as_of: Timestamp) -> Vec<SpendAnomaly> {
+    let window = window_days.max(1) as usize;
+    let span = window + BASELINE_DAYS;
+    let days: Vec<String> = (0..span)
+        .rev()
+        .map(|back| super::day_of(as_of.plus_seconds(-(back as i64) * 86_400)))
+        .collect();
+    let weekday_of = |i: usize| i % 7;
+    let mut series: Vec<(&str, BTreeMap<String, Vec<f64>>)> = vec![
+        ("total", daily(tree, Dim::Day, &days)),
+        ("model", daily(tree, Dim::Model, &days)),
+        ("profile", daily(tree, Dim::Profile, &days)),
+        ("task_type", daily(tree, Dim::TaskType, &days)),
+    ];
+    // The total is one series: the day buckets of `time_period` hold one value per day.
+    let total: Vec<f64> = {
+        let mut sum = vec![f64::NAN; span];
+        for values in series[0].1.values() {
+            for (i, v) in values.iter().enumerate() {
+                if !v.is_nan() {
+                    sum[i] = if sum[i].is_nan() { *v } else { sum[i] + v };
+                }
+            }
+        }
+        let first = sum.iter().position(|v| !v.is_nan()).unwrap_or(span);
+        sum.iter()
+            .enumerate()
+            .map(|(i, v)| if i >= first && v.is_nan() { 0.0 } else { *v })
+            .collect()
+    };
+    series[0].1 = BTreeMap::from([(String::new(), total)]);
+    let expected_total = |index: usize| -> f64 {
+        series[0].1.values().next().map_or(0.0, |s| {
+            let began = s.iter().position(|v| !v.is_nan()).unwrap_or(span);
+            if index < began {
+                return 0.0;
+            }
+            bounds(&s[began..], index - began, |i| weekday_of(i + began), 0.0)
+                .map_or(0.0, |(e, _)| e)
+        })
+    };
+    let mut out = Vec::new();
+    for index in (span - window)..span {
+        let material = (MATERIALITY * expected_total(index)).max(0.01);
+        for (dimension, values) in &series {
+            let floor = if *dimension == "total" {
+                0.01
+            } else {
+                material
+            };
+            for (value, s) in values {
+                let began = s.iter().position(|v| !v.is_nan()).unwrap_or(span);
+                if index < began {
+                    continue;
+                }
+                let Some((expected, upper)) =
+                    bounds(&s[began..], index - began, |i| weekday_of(i + began), floor)
+                else {
+                    continue;
+                };
+                let actual = s[index];
+                if actual <= upper {
+                    continue;
+                }
+                let excess_ratio = (actual - upper) / upper;
+                let root_causes = if *dimension == "total" {
+                    root_causes(&series[1..], index, &weekday_of)
+                } else {
+                    Vec::new()
+                };
+                out.push(SpendAnomaly {
+                    dimension: (*dimension).to_owned(),
+                    value: value.clone(),
+                    day: days[index].clone(),
+                    actual,
+                    expected,
+                    upper_bound: upper,
+                    deviation: actual - expected,
+                    excess_ratio,
+                    severity: severity(excess_ratio),
+                    impact_usd: actual - expected,
+                    root_causes,
+                });
+            }
+        }
+    }
+    out
+}
+
+fn root_causes(
+    series: &[(&str, BTreeMap<String, Vec<f64>>)],
+    index: usize,
+    weekday_of: &dyn Fn(usize) -> usize,
+) -> Vec<RootCause> {
+    let mut causes: Vec<RootCause> = Vec::new();
+    for (dimension, values) in series {
+        for (value, s) in values {
+            let began = s.iter().position(|v| !v.is_nan()).unwrap_or(s.len());
+            if index < began {
+                continue;
+            }
+            let expected = bounds(&s[began..], index - began, |i| weekday_of(i + began), 0.0)
+                .map_or(0.0, |(e, _)| e);
+            let actual = s[index];
+            if actual > expected {
+                causes.push(RootCause {
+                    dimension: (*dimension).to_owned(),
+                    value: value.clone(),
+                    actual,
+                    expected,
+                    excess: actual - expected,
+                });
+            }
+        }
+    }
+    causes.sort_by(|a, b| {
+        b.excess
+            .total_cmp(&a.excess)
+            .then_with(|| a.dimension.cmp(&b.dimension))
+            .then_with(|| a.value.cmp(&b.value))
+    });
+    causes.truncate(3);
+    causes
+}

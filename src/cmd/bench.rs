@@ -1,0 +1,753 @@
+//! `ats-mafia bench`: the engine against the raw ceiling of the same work, in the same run.
+//!
+//! Every scenario prints one JSON line on stdout (`scenario`, `log`, `events`, `engine`,
+//! `ceiling`, `unit`, `ratio`, `target_ratio`, or `p50_ms`/`p99_ms`/`target_p99_ms` for
+//! latencies); a human table and progress go to stderr. No threshold is asserted here: the
+//! machines are shared and noisy, so the ratio to a ceiling measured in the same run is what
+//! to read.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use ats_events::{cloudevents, codec, Envelope, LlmUsage, Payload, SessionCompleted, Timestamp};
+use ats_ingest::embedded::EmbeddedLog;
+use ats_ingest::jetstream::{JetStreamConfig, JetStreamLog};
+use ats_ingest::EventLog;
+use ats_projections::store::Store;
+use comfy_table::Table;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{json, Value};
+
+use crate::config::Config;
+
+/// Arguments of `bench`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Events in the synthetic history.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: usize,
+    /// Events per HTTP batch.
+    #[arg(long, default_value_t = 1000)]
+    pub batch: usize,
+    /// Concurrent ingest clients.
+    #[arg(long, default_value_t = 4)]
+    pub clients: usize,
+    /// Queries per endpoint in the latency scenario.
+    #[arg(long, default_value_t = 200)]
+    pub queries: usize,
+    /// Which logs to measure.
+    #[arg(long, value_enum, default_value = "both")]
+    pub log: Logs,
+    /// A NATS server to use; without it the bench starts its own `nats-server -js`.
+    #[arg(long, env = "ATS_NATS_URL")]
+    pub nats: Option<String>,
+}
+
+/// Logs to measure.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Logs {
+    /// The embedded redb log.
+    Embedded,
+    /// NATS JetStream.
+    Jetstream,
+    /// Both.
+    Both,
+}
+
+/// A deterministic synthetic history of `n` events: sessions and LLM usage of
+/// `n / 400` operators (at least 10) over 90 days.
+pub fn synthetic(n: usize) -> Vec<Envelope> {
+    let operators = (n / 400).max(10);
+    let start = Timestamp::parse_rfc3339("2026-08-01T00:00:00Z").unwrap_or_default();
+    let span = 90 * 86_400 * Timestamp::MICROS_PER_SEC;
+    let skills = [
+        "reconnaissance",
+        "exploitation",
+        "post_exploitation",
+        "stealth_operations",
+    ];
+    let models = [
+        "openai/gpt-4o",
+        "openai/gpt-4o-mini",
+        "anthropic/claude-3-5-sonnet-20241022",
+    ];
+    (0..n)
+        .map(|i| {
+            let op = format!("op_{:05}", i % operators);
+            let at = Timestamp::from_micros(start.micros() + (i as i64 * 7_919) % span);
+            let payload = if i % 5 == 0 {
+                let session = format!("bench-s{i}");
+                Payload::SessionCompleted(SessionCompleted {
+                    session_id: session,
+                    operator_id: op.clone(),
+                    scenario_id: format!("scenario_{}", i % 12),
+                    start_time: at.plus_seconds(-3600),
+                    end_time: at,
+                    duration_seconds: 3600.0,
+                    success: i % 3 != 0,
+                    score: (i % 100) as f64 / 100.0,
+                    cost: 1.5,
+                    skills_practiced: vec![
+                        skills[i % 4].to_owned(),
+                        skills[(i / 4) % 4].to_owned(),
+                    ],
+                    objectives_completed: 3,
+                    objectives_total: 5,
+                    metrics: Vec::new(),
+                    difficulty: Some((i % 10) as f64 / 10.0),
+                })
+            } else {
+                Payload::LlmUsage(LlmUsage {
+                    model: models[i % 3].to_owned(),
+                    profile_id: op.clone(),
+                    session_id: format!("bench-s{}", i - i % 5),
+                    task_type: skills[i % 4].to_owned(),
+                    input_tokens: 500 + (i % 3000) as u64,
+                    output_tokens: 100 + (i % 700) as u64,
+                    cached_input_tokens: 0,
+                    latency_ms: Some(800.0),
+                    success: i % 50 != 0,
+                    error_message: None,
+                    scenario_id: None,
+                    phase: None,
+                    cost: None,
+                })
+            };
+            Envelope::new(
+                cloudevents::event_id(&format!("bench-{i}")),
+                at,
+                "bench",
+                payload,
+            )
+        })
+        .collect()
+}
+
+fn progress(len: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} ({per_sec})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(what.to_owned());
+    bar
+}
+
+/// Results, printed as JSON lines as they come and as a table at the end.
+#[derive(Default)]
+struct Report {
+    rows: Vec<Value>,
+}
+
+impl Report {
+    fn throughput(
+        &mut self,
+        scenario: &str,
+        log: &str,
+        events: usize,
+        engine: f64,
+        ceiling: f64,
+        target: f64,
+    ) {
+        self.emit(json!({
+            "scenario": scenario, "log": log, "events": events,
+            "engine": round(engine), "ceiling": round(ceiling), "unit": "events/s",
+            "ratio": round3(engine / ceiling.max(f64::MIN_POSITIVE)), "target_ratio": target,
+        }));
+    }
+
+    fn latency(
+        &mut self,
+        scenario: &str,
+        log: &str,
+        events: usize,
+        samples: &mut [f64],
+        target_p99: Option<f64>,
+        extra: Value,
+    ) {
+        samples.sort_by(f64::total_cmp);
+        let pick = |q: f64| {
+            samples
+                .get(((samples.len() as f64 - 1.0) * q).round() as usize)
+                .copied()
+                .unwrap_or(0.0)
+        };
+        let mut row = json!({
+            "scenario": scenario, "log": log, "events": events,
+            "p50_ms": round3(pick(0.5)), "p99_ms": round3(pick(0.99)), "samples": samples.len(),
+            "target_p99_ms": target_p99,
+        });
+        if let (Value::Object(row), Value::Object(extra)) = (&mut row, extra) {
+            row.extend(extra);
+        }
+        self.emit(row);
+    }
+
+    fn emit(&mut self, row: Value) {
+        println!("{row}");
+        self.rows.push(row);
+    }
+
+    fn table(&self) -> Table {
+        let mut table = Table::new();
+        table.set_header([
+            "scenario",
+            "log",
+            "events",
+            "engine",
+            "ceiling",
+            "ratio / p99",
+            "target",
+        ]);
+        for r in &self.rows {
+            let cell = |k: &str| {
+                r.get(k)
+                    .filter(|v| !v.is_null())
+                    .map(|v| v.to_string().trim_matches('"').to_owned())
+                    .unwrap_or_default()
+            };
+            let scenario = match r.get("query") {
+                Some(q) => format!("{} {}", cell("scenario"), q.as_str().unwrap_or_default()),
+                None => cell("scenario"),
+            };
+            if r.get("ratio").is_some() {
+                table.add_row([
+                    scenario,
+                    cell("log"),
+                    cell("events"),
+                    cell("engine"),
+                    cell("ceiling"),
+                    cell("ratio"),
+                    format!("≥ {}", cell("target_ratio")),
+                ]);
+            } else if r.get("p99_ms").is_some() {
+                let target = cell("target_p99_ms");
+                table.add_row([
+                    scenario,
+                    cell("log"),
+                    cell("events"),
+                    format!("p50 {} ms", cell("p50_ms")),
+                    cell("ceiling_p99_ms"),
+                    format!("{} ms", cell("p99_ms")),
+                    if target.is_empty() {
+                        String::new()
+                    } else {
+                        format!("≤ {target} ms")
+                    },
+                ]);
+            } else {
+                table.add_row([
+                    scenario,
+                    cell("log"),
+                    cell("events"),
+                    cell("value"),
+                    String::new(),
+                    cell("unit"),
+                    cell("target"),
+                ]);
+            }
+        }
+        table
+    }
+}
+
+fn round(v: f64) -> f64 {
+    v.round()
+}
+
+fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+/// One engine under test: `ats-mafia serve` in its own process (so its memory is its own),
+/// on a loopback port, over a fresh data directory.
+struct Engine {
+    child: std::process::Child,
+    url: String,
+    dir: tempfile::TempDir,
+    nats: Option<String>,
+    stream: String,
+}
+
+impl Engine {
+    async fn start(nats: Option<String>) -> anyhow::Result<Self> {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir()?;
+        let stream = format!(
+            "ATS_BENCH_{}_{}",
+            std::process::id(),
+            dir.path().display().to_string().len()
+        );
+        let mut command = std::process::Command::new(std::env::current_exe()?);
+        command
+            .args(["serve", "--bind", "127.0.0.1:0", "--data"])
+            .arg(dir.path())
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped());
+        if let Some(url) = &nats {
+            command.args(["--nats", url, "--stream", &stream]);
+        }
+        let mut child = command.spawn().context("cannot start the engine")?;
+        let stdout = child.stdout.take().context("engine stdout")?;
+        let (url, rest) = tokio::task::spawn_blocking(move || {
+            let mut lines = std::io::BufReader::new(stdout).lines();
+            for line in lines.by_ref() {
+                let line = line.ok()?;
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    let url = rest
+                        .split_whitespace()
+                        .next()?
+                        .trim_end_matches('/')
+                        .to_owned();
+                    return Some((url, lines));
+                }
+            }
+            None
+        })
+        .await?
+        .context("the engine exited before listening")?;
+        std::thread::spawn(move || for _ in rest {});
+        Ok(Self {
+            child,
+            url,
+            dir,
+            nats,
+            stream,
+        })
+    }
+
+    fn peak_rss_mib(&self) -> f64 {
+        peak_rss_mib_of(&format!("/proc/{}/status", self.child.id()))
+    }
+
+    /// Stops the server (SIGTERM, then wait) so its data can be opened in this process.
+    fn stop(&mut self) -> anyhow::Result<()> {
+        let _ = std::process::Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        self.child.wait()?;
+        Ok(())
+    }
+
+    /// The log the engine wrote, opened here (after `stop` for the embedded log).
+    async fn open_log(&self) -> anyhow::Result<Arc<dyn EventLog>> {
+        Ok(match &self.nats {
+            None => Arc::new(EmbeddedLog::open(self.dir.path().join("log.redb"))?),
+            Some(url) => Arc::new(
+                JetStreamLog::connect(JetStreamConfig {
+                    url: url.clone(),
+                    stream: self.stream.clone(),
+                    ..JetStreamConfig::default()
+                })
+                .await?,
+            ),
+        })
+    }
+
+    /// The engine's read models (after `stop`).
+    fn read_models(&self) -> std::path::PathBuf {
+        match &self.nats {
+            None => self.dir.path().join("read-models"),
+            Some(_) => self.dir.path().join(format!("read-models-{}", self.stream)),
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub async fn run(args: Args, _config: Config) -> anyhow::Result<()> {
+    let started = Instant::now();
+    eprintln!("generating {} synthetic events…", args.events);
+    let events = synthetic(args.events);
+    let bodies: Vec<Vec<u8>> = events
+        .chunks(args.batch.max(1))
+        .map(|chunk| {
+            serde_json::to_vec(
+                &chunk
+                    .iter()
+                    .map(cloudevents::to_cloud_event)
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .collect::<Result<_, _>>()?;
+    let encoded: Vec<Vec<u8>> = events.iter().map(codec::encode).collect::<Result<_, _>>()?;
+    let mut report = Report::default();
+
+    if args.log != Logs::Jetstream {
+        let dir = tempfile::tempdir()?;
+        let ceiling = raw_redb_write(&dir.path().join("raw.redb"), &encoded, args.batch)?;
+        scenarios(
+            &mut report,
+            "embedded",
+            Engine::start(None).await?,
+            &args,
+            &bodies,
+            ceiling,
+        )
+        .await?;
+    }
+    if args.log != Logs::Embedded {
+        let own = match &args.nats {
+            Some(_) => None,
+            None => Some(ats_ingest::testkit::NatsServer::start()),
+        };
+        let url = args
+            .nats
+            .clone()
+            .or_else(|| own.as_ref().map(|s| s.url()))
+            .context("no NATS server")?;
+        let ceiling = raw_jetstream_publish(&url, &encoded).await?;
+        scenarios(
+            &mut report,
+            "jetstream",
+            Engine::start(Some(url)).await?,
+            &args,
+            &bodies,
+            ceiling,
+        )
+        .await?;
+    }
+    eprintln!(
+        "\n{}\nbench finished in {:.1} s",
+        report.table(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn scenarios(
+    report: &mut Report,
+    log_name: &str,
+    mut engine: Engine,
+    args: &Args,
+    bodies: &[Vec<u8>],
+    ceiling: f64,
+) -> anyhow::Result<()> {
+    let n = args.events;
+    let client = reqwest::Client::new();
+    // Durable ingest over HTTP.
+    let rate = http_ingest(&engine.url, bodies, args.clients, n).await?;
+    report.throughput("ingest_http", log_name, n, rate, ceiling, 0.5);
+
+    // Query latency (and read-your-writes) while ingest runs at half its measured rate.
+    let head = wait_live(&client, &engine.url).await?;
+    let stop = tokio::sync::watch::channel(false);
+    let background = tokio::spawn(paced_ingest(engine.url.clone(), rate / 2.0, stop.1));
+    let operator = "op_00000";
+    let queries = [
+        (
+            "performance",
+            format!("/api/analytics/operator/{operator}/performance"),
+        ),
+        ("operators", "/api/analytics/operators".to_owned()),
+        (
+            "learning",
+            format!("/api/analytics/operator/{operator}/learning"),
+        ),
+    ];
+    let mut latencies = Vec::new();
+    for (name, path) in &queries {
+        let mut samples = Vec::with_capacity(args.queries);
+        for _ in 0..args.queries {
+            let t = Instant::now();
+            let response = client.get(format!("{}{path}", engine.url)).send().await?;
+            let status = response.status();
+            let body = response.bytes().await?;
+            anyhow::ensure!(
+                status.is_success(),
+                "{path} failed during the bench: {status} {}",
+                String::from_utf8_lossy(&body)
+            );
+            samples.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        latencies.push((name, samples));
+    }
+    let _ = stop.0.send(true);
+    let _ = background.await;
+
+    // Freshness: from an append's acknowledgement to the event being visible in a query.
+    let mut fresh = Vec::with_capacity(args.queries);
+    for i in 0..args.queries.min(200) {
+        let event = json!({"specversion": "1.0", "id": format!("fresh-{log_name}-{i}"), "type": "ats.skill.assessed",
+            "source": "bench", "time": "2026-11-01T00:00:00Z",
+            "data": {"operator_id": operator, "skill": "freshness", "score": 0.5}});
+        let receipt: Value = client
+            .post(format!("{}/api/events", engine.url))
+            .json(&event)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let acked = Instant::now();
+        let position = receipt["positions"][0].as_u64().context("no position")?;
+        let status = client
+            .get(format!(
+                "{}/api/analytics/operator/{operator}/performance?min_position={position}",
+                engine.url
+            ))
+            .send()
+            .await?
+            .status();
+        anyhow::ensure!(status.is_success(), "freshness query failed: {status}");
+        fresh.push(acked.elapsed().as_secs_f64() * 1e3);
+    }
+    let engine_rss = engine.peak_rss_mib();
+    engine.stop()?;
+
+    // Rebuild: replay every projector from 0 into a fresh store, against reading the log,
+    // decoding and folding into a HashMap.
+    let log = engine.open_log().await?;
+    let head = log.head().await?.max(head);
+    let ceiling = raw_fold(log.clone(), head).await?;
+    let rebuild_dir = tempfile::tempdir()?;
+    let store = Store::open(rebuild_dir.path().join("rm"))?;
+    let bar = progress(head, "rebuild");
+    let t = Instant::now();
+    ats_projections::runtime::rebuild_all(
+        &store,
+        log.clone(),
+        ats_projections::all_projectors(),
+        |_, p, _| bar.set_position(p),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("rebuild failed: {e}"))?;
+    bar.finish_and_clear();
+    // Every projector replays the whole log: events/s of one pass over all projectors.
+    let rebuild = n as f64 / t.elapsed().as_secs_f64();
+    report.throughput("rebuild", log_name, n, rebuild, ceiling, 0.3);
+
+    let ceiling_p99 = sled_point_read_p99(&engine.read_models(), operator, args.queries)?;
+    for (name, mut samples) in latencies {
+        report.latency(
+            "query_latency",
+            log_name,
+            n,
+            &mut samples,
+            Some(5.0),
+            json!({"query": name, "ceiling_p99_ms": round3(ceiling_p99)}),
+        );
+    }
+    report.latency("freshness", log_name, n, &mut fresh, Some(100.0), json!({}));
+    report.emit(
+        json!({"scenario": "memory", "log": log_name, "events": n, "value": engine_rss,
+        "unit": "MiB peak RSS of serve", "target": "≤ 256"}),
+    );
+    Ok(())
+}
+
+/// Waits until every projector is live; returns the log head.
+async fn wait_live(client: &reqwest::Client, url: &str) -> anyhow::Result<u64> {
+    let deadline = Instant::now() + Duration::from_secs(3600);
+    loop {
+        let response = client.get(format!("{url}/readyz")).send().await?;
+        let ready = response.status().is_success();
+        let body: Value = response.json().await?;
+        if ready {
+            return Ok(body["log"]["head"].as_u64().unwrap_or(0));
+        }
+        anyhow::ensure!(Instant::now() < deadline, "the engine never caught up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn http_ingest(
+    url: &str,
+    bodies: &[Vec<u8>],
+    clients: usize,
+    events: usize,
+) -> anyhow::Result<f64> {
+    let bar = progress(bodies.len() as u64, "ingest over HTTP (batches)");
+    let t = Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let bodies: Arc<Vec<Vec<u8>>> = Arc::new(bodies.to_vec());
+    let mut tasks = Vec::new();
+    for _ in 0..clients.max(1) {
+        let (next, bodies, bar, url) = (next.clone(), bodies.clone(), bar.clone(), url.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(body) = bodies.get(i) else {
+                    return Ok::<_, anyhow::Error>(());
+                };
+                let response = client
+                    .post(format!("{url}/api/events"))
+                    .header("content-type", "application/cloudevents-batch+json")
+                    .body(body.clone())
+                    .send()
+                    .await?;
+                anyhow::ensure!(
+                    response.status().is_success(),
+                    "ingest failed: {}",
+                    response.text().await?
+                );
+                bar.inc(1);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    bar.finish_and_clear();
+    Ok(events as f64 / t.elapsed().as_secs_f64())
+}
+
+/// Posts single small batches at `rate` events/s until told to stop.
+async fn paced_ingest(url: String, rate: f64, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let client = reqwest::Client::new();
+    let batch = 100usize;
+    let every = Duration::from_secs_f64(batch as f64 / rate.max(1.0));
+    let mut tick = tokio::time::interval(every);
+    let mut i = 0u64;
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tick.tick() => {}
+        }
+        let events: Vec<Value> = (0..batch)
+            .map(|k| json!({"specversion": "1.0", "id": format!("paced-{i}-{k}"), "type": "ats.skill.assessed",
+                "source": "bench", "time": "2026-11-01T00:00:00Z",
+                "data": {"operator_id": format!("op_{:05}", k % 50), "skill": "paced", "score": 0.5}}))
+            .collect();
+        i += 1;
+        let _ = client
+            .post(format!("{url}/api/events"))
+            .json(&events)
+            .send()
+            .await;
+    }
+}
+
+/// The raw ceiling of the embedded log: one fsynced redb transaction per batch writing the
+/// same encoded bytes, without validation, dedup or index.
+fn raw_redb_write(
+    path: &std::path::Path,
+    encoded: &[Vec<u8>],
+    batch: usize,
+) -> anyhow::Result<f64> {
+    const TABLE: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("raw");
+    let db = redb::Database::create(path)?;
+    let bar = progress(encoded.len() as u64, "raw redb writes");
+    let t = Instant::now();
+    let mut position = 0u64;
+    for chunk in encoded.chunks(batch.max(1)) {
+        let tx = db.begin_write()?;
+        {
+            let mut table = tx.open_table(TABLE)?;
+            for bytes in chunk {
+                position += 1;
+                table.insert(position, bytes.as_slice())?;
+            }
+        }
+        tx.commit()?;
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    Ok(encoded.len() as f64 / t.elapsed().as_secs_f64())
+}
+
+/// The raw ceiling of JetStream: async-nats publishing the same encoded bytes, one message
+/// per event with `Nats-Msg-Id`, acks pipelined in a window of 2,048.
+async fn raw_jetstream_publish(url: &str, encoded: &[Vec<u8>]) -> anyhow::Result<f64> {
+    let client = async_nats::connect(url).await?;
+    let js = async_nats::jetstream::new(client);
+    let name = format!("RAW_BENCH_{}", std::process::id());
+    js.get_or_create_stream(async_nats::jetstream::stream::Config {
+        name: name.clone(),
+        subjects: vec![format!("raw.{name}.>")],
+        ..Default::default()
+    })
+    .await?;
+    let bar = progress(encoded.len() as u64, "raw JetStream publish");
+    let t = Instant::now();
+    let mut window = std::collections::VecDeque::with_capacity(2048);
+    for (i, bytes) in encoded.iter().enumerate() {
+        let message = async_nats::jetstream::message::PublishMessage::build()
+            .payload(bytes.clone().into())
+            .message_id(format!("raw-{i}"));
+        window.push_back(js.send_publish(format!("raw.{name}.e"), message).await?);
+        if window.len() >= 2048 {
+            if let Some(ack) = window.pop_front() {
+                ack.await?;
+            }
+            bar.set_position(i as u64);
+        }
+    }
+    for ack in window {
+        ack.await?;
+    }
+    bar.finish_and_clear();
+    let rate = encoded.len() as f64 / t.elapsed().as_secs_f64();
+    let _ = js.delete_stream(&name).await;
+    Ok(rate)
+}
+
+/// The raw ceiling of a rebuild: read the log, decode, fold a count and a score sum per
+/// operator into a HashMap.
+async fn raw_fold(log: Arc<dyn EventLog>, head: u64) -> anyhow::Result<f64> {
+    let t = Instant::now();
+    let mut folded: HashMap<String, (u64, f64)> = HashMap::new();
+    let mut after = 0;
+    let mut events = 0usize;
+    while after < head {
+        let batch = log.read(after, 1000).await?;
+        let Some(last) = batch.last() else { break };
+        after = last.position;
+        for stored in &batch {
+            if let Some(event) = stored.envelope() {
+                let entry = folded
+                    .entry(event.operator_id.clone().unwrap_or_default())
+                    .or_default();
+                entry.0 += 1;
+                if let Payload::SessionCompleted(s) = &event.payload {
+                    entry.1 += s.score;
+                }
+            }
+            events += 1;
+        }
+    }
+    anyhow::ensure!(!folded.is_empty() || events == 0, "nothing folded");
+    Ok(events as f64 / t.elapsed().as_secs_f64())
+}
+
+/// p99 of a sled point read of one profile in the engine's store: the floor under every query.
+fn sled_point_read_p99(
+    read_models: &std::path::Path,
+    operator: &str,
+    n: usize,
+) -> anyhow::Result<f64> {
+    let store = Store::open(read_models)?;
+    let name = ats_projections::profiles::NAME;
+    let tree = store.tree(name, store.active_generation(name)?)?;
+    let key = [b"p/".as_slice(), operator.as_bytes()].concat();
+    let mut samples: Vec<f64> = (0..n.max(1))
+        .map(|_| {
+            let t = Instant::now();
+            let _ = tree.get(&key);
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    samples.sort_by(f64::total_cmp);
+    Ok(samples[((samples.len() - 1) as f64 * 0.99).round() as usize])
+}
+
+/// Peak resident set size in MiB (Linux `VmHWM`) from a `/proc/<pid>/status` file.
+fn peak_rss_mib_of(status: &str) -> f64 {
+    std::fs::read_to_string(status)
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| (kb / 1024.0 * 10.0).round() / 10.0)
+}

@@ -1,0 +1,71 @@
+//! `ats-mafia bench` in its tiny mode: it runs every scenario on both logs and prints one
+//! well-formed JSON line per result. Nothing here asserts a time: the bench is read, not
+//! judged, by the test suite.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking, with the reason
+
+mod common;
+
+use serde_json::Value;
+
+#[test]
+fn tiny_bench_prints_a_json_line_per_result() {
+    let output = std::process::Command::new(common::binary())
+        .args([
+            "bench",
+            "--events",
+            "2000",
+            "--queries",
+            "20",
+            "--log",
+            "both",
+        ])
+        .env_remove("ATS_NATS_URL")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rows: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON: {line}: {e}")))
+        .collect();
+    for log in ["embedded", "jetstream"] {
+        for scenario in ["ingest_http", "rebuild"] {
+            let row = rows
+                .iter()
+                .find(|r| r["scenario"] == scenario && r["log"] == log)
+                .unwrap_or_else(|| panic!("no {scenario} on {log}"));
+            assert_eq!(row["events"], 2000);
+            assert_eq!(row["unit"], "events/s");
+            for field in ["engine", "ceiling", "ratio", "target_ratio"] {
+                assert!(
+                    row[field].as_f64().is_some_and(|v| v > 0.0),
+                    "{scenario}/{log}: {field} in {row}"
+                );
+            }
+        }
+        let latencies = rows
+            .iter()
+            .filter(|r| r["scenario"] == "query_latency" && r["log"] == log)
+            .count();
+        assert_eq!(latencies, 3, "{log}");
+        let fresh = rows
+            .iter()
+            .find(|r| r["scenario"] == "freshness" && r["log"] == log)
+            .unwrap();
+        assert!(fresh["p99_ms"].as_f64().is_some() && fresh["target_p99_ms"] == 100.0);
+        let memory = rows
+            .iter()
+            .find(|r| r["scenario"] == "memory" && r["log"] == log)
+            .unwrap();
+        assert!(memory["value"].as_f64().unwrap() > 0.0, "{memory}");
+    }
+    let table = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        table.contains("ingest_http") && table.contains("bench finished"),
+        "{table}"
+    );
+}
