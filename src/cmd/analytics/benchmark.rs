@@ -4,7 +4,7 @@ use ats_projections::{profiles, training};
 use comfy_table::Table;
 use serde::{Deserialize, Serialize};
 
-use super::{print_json, Source};
+use super::{print_json, Read};
 use crate::config::Config;
 
 /// Benchmark commands.
@@ -20,19 +20,13 @@ pub enum Command {
         /// Benchmark value.
         #[arg(long)]
         value: f64,
-        /// Print the receipt as JSON.
-        #[arg(long)]
-        json: bool,
         #[command(flatten)]
-        source: Source,
+        read: Read,
     },
     /// List the benchmarks.
     List {
-        /// JSON instead of a table.
-        #[arg(long)]
-        json: bool,
         #[command(flatten)]
-        source: Source,
+        read: Read,
     },
     /// Compare an operator's mean of the benchmark's metric with it.
     Compare {
@@ -40,11 +34,8 @@ pub enum Command {
         operator_id: String,
         /// Benchmark id.
         benchmark_id: String,
-        /// JSON instead of a table.
-        #[arg(long)]
-        json: bool,
         #[command(flatten)]
-        source: Source,
+        read: Read,
     },
 }
 
@@ -60,12 +51,14 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             benchmark_id,
             metric_type,
             value,
-            json,
-            source,
+            read,
         } => {
             let body = serde_json::json!({"benchmark_id": benchmark_id, "metric_type": metric_type, "value": value});
-            let receipt = source.post_json("/api/analytics/benchmarks", &body).await?;
-            if json {
+            let receipt = read
+                .source
+                .post_json("/api/analytics/benchmarks", &body)
+                .await?;
+            if read.json() {
                 return print_json(&receipt);
             }
             println!(
@@ -73,8 +66,9 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 receipt["positions"][0]
             );
         }
-        Command::List { json, source } => {
-            let list: List = source
+        Command::List { read } => {
+            let list: List = read
+                .source
                 .fetch(
                     &config,
                     profiles::NAME,
@@ -88,7 +82,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     },
                 )
                 .await?;
-            if json {
+            if read.json() {
                 return print_json(&list);
             }
             let mut table = Table::new();
@@ -106,10 +100,10 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Compare {
             operator_id,
             benchmark_id,
-            json,
-            source,
+            read,
         } => {
-            let cmp: training::BenchmarkComparison = source
+            let cmp: training::BenchmarkComparison = read
+                .source
                 .fetch(
                     &config,
                     profiles::NAME,
@@ -125,7 +119,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     },
                 )
                 .await?;
-            if json {
+            if read.json() {
                 return print_json(&cmp);
             }
             let mut table = Table::new();

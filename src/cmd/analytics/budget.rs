@@ -5,7 +5,7 @@ use ats_projections::costs::{self, budgets::BudgetStatus};
 use comfy_table::Table;
 use serde::{Deserialize, Serialize};
 
-use super::{print_json, Source};
+use super::{print_json, Read};
 use crate::config::Config;
 
 /// Budget commands.
@@ -28,19 +28,13 @@ pub enum Command {
         /// Alert thresholds (fractions); default 0.75, 0.9, 1.0.
         #[arg(long = "threshold")]
         thresholds: Vec<f64>,
-        /// Print the receipt as JSON.
-        #[arg(long)]
-        json: bool,
         #[command(flatten)]
-        source: Source,
+        read: Read,
     },
     /// Every budget: spend in the current period, remaining, alerts.
     Show {
-        /// JSON instead of a table.
-        #[arg(long)]
-        json: bool,
         #[command(flatten)]
-        source: Source,
+        read: Read,
     },
 }
 
@@ -59,15 +53,15 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             amount,
             period,
             thresholds,
-            json,
-            source,
+            read,
         } => {
             let body = serde_json::json!({"scope": scope, "entity_id": entity_id, "amount": amount,
                                           "period": period, "thresholds": thresholds});
-            let receipt = source
+            let receipt = read
+                .source
                 .post_json("/api/analytics/cost/budgets", &body)
                 .await?;
-            if json {
+            if read.json() {
                 return print_json(&receipt);
             }
             println!(
@@ -76,8 +70,9 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Show { json, source } => {
-            let list: List = source
+        Command::Show { read } => {
+            let list: List = read
+                .source
                 .fetch(
                     &config,
                     costs::NAME,
@@ -93,7 +88,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     },
                 )
                 .await?;
-            if json {
+            if read.json() {
                 return print_json(&list);
             }
             print!("{}", budget_table(&list.budgets));

@@ -6,7 +6,7 @@ use ats_projections::progress::{self, Certification, EarnedCertification};
 use comfy_table::Table;
 use serde::{Deserialize, Serialize};
 
-use super::{print_json, Source};
+use super::{print_json, Read};
 use crate::config::Config;
 
 /// Certification commands.
@@ -19,11 +19,8 @@ pub enum Command {
         operator_id: String,
         /// Certification id.
         certification_id: String,
-        /// Print the receipt as JSON.
-        #[arg(long)]
-        json: bool,
         #[command(flatten)]
-        source: Source,
+        read: Read,
     },
     /// Whether an operator meets a certification's requirements, with what is missing.
     Check {
@@ -31,21 +28,15 @@ pub enum Command {
         operator_id: String,
         /// Certification id.
         certification_id: String,
-        /// JSON instead of text.
-        #[arg(long)]
-        json: bool,
         #[command(flatten)]
-        source: Source,
+        read: Read,
     },
     /// The certifications, or with an operator id the ones it holds.
     List {
         /// Operator id.
         operator_id: Option<String>,
-        /// JSON instead of a table.
-        #[arg(long)]
-        json: bool,
         #[command(flatten)]
-        source: Source,
+        read: Read,
     },
 }
 
@@ -69,13 +60,12 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Award {
             operator_id,
             certification_id,
-            json,
-            source,
+            read,
         } => {
             let body = serde_json::json!({"certification_id": certification_id});
             let path = format!("/api/analytics/operator/{operator_id}/certifications");
-            source
-                .write(&path, &body, json, |receipt| {
+            read.source
+                .write(&path, &body, read.json(), |receipt| {
                     format!(
                         "{certification_id} awarded to {operator_id} at position {}",
                         receipt["positions"][0]
@@ -86,11 +76,11 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Check {
             operator_id,
             certification_id,
-            json,
-            source,
+            read,
         } => {
             let path = format!("/api/analytics/operator/{operator_id}/certifications/{certification_id}/eligibility");
-            let answer: Eligibility = source
+            let answer: Eligibility = read
+                .source
                 .fetch(&config, progress::NAME, &path, |tree| {
                     let op = progress::operator(tree, &operator_id)
                         .ok_or_else(|| anyhow::anyhow!("Operator not found: {operator_id}"))?;
@@ -107,7 +97,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     })
                 })
                 .await?;
-            if json {
+            if read.json() {
                 return print_json(&answer);
             }
             if answer.eligible {
@@ -121,11 +111,10 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::List {
             operator_id: None,
-            json,
-            ..
+            read,
         } => {
             let certifications = progress::default_certifications();
-            if json {
+            if read.json() {
                 return print_json(
                     &serde_json::json!({"certifications": certifications, "count": certifications.len()}),
                 );
@@ -134,11 +123,11 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::List {
             operator_id: Some(operator_id),
-            json,
-            source,
+            read,
         } => {
             let path = format!("/api/analytics/operator/{operator_id}/certifications");
-            let earned: Earned = source
+            let earned: Earned = read
+                .source
                 .fetch(&config, progress::NAME, &path, |tree| {
                     let now = Timestamp::now();
                     let certifications: Vec<EarnedCertification> =
@@ -155,7 +144,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     })
                 })
                 .await?;
-            if json {
+            if read.json() {
                 return print_json(&earned);
             }
             let mut table = Table::new();

@@ -4,7 +4,7 @@ use ats_events::Timestamp;
 use ats_projections::costs::{self, CostBreakdown, CostCategory};
 use comfy_table::Table;
 
-use super::{banner, print_json, Format, Source};
+use super::{banner, print_json, Read};
 use crate::config::Config;
 
 /// The seed's `--category` values (`model` is `model_usage`; the seed has no `time_period`
@@ -54,14 +54,8 @@ pub struct Args {
     /// What to group by.
     #[arg(short = 'c', long, value_enum, default_value = "model")]
     category: Category,
-    /// Output format.
-    #[arg(short = 'f', long, value_enum, default_value = "table")]
-    format: Format,
-    /// Same as `--format json`.
-    #[arg(long)]
-    json: bool,
     #[command(flatten)]
-    source: Source,
+    read: Read,
 }
 
 pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
@@ -72,6 +66,7 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
         category.as_str()
     );
     let breakdown = args
+        .read
         .source
         .fetch(&config, costs::NAME, &path, |tree| {
             Ok(costs::breakdown(
@@ -82,7 +77,7 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
             ))
         })
         .await?;
-    if args.json || args.format == Format::Json {
+    if args.read.json() {
         print_json(&breakdown)
     } else {
         print!("{}", cost_table(&breakdown, days, args.category.label()));

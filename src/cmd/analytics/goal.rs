@@ -4,7 +4,7 @@ use ats_projections::progress::{self, GoalDto};
 use comfy_table::Table;
 use serde::{Deserialize, Serialize};
 
-use super::{print_json, Source};
+use super::{print_json, Read};
 use crate::config::Config;
 
 /// Goal commands.
@@ -29,11 +29,8 @@ pub enum Command {
         /// Deadline (RFC 3339).
         #[arg(long)]
         deadline: Option<String>,
-        /// Print the goal as JSON.
-        #[arg(long)]
-        json: bool,
         #[command(flatten)]
-        source: Source,
+        read: Read,
     },
     /// Set a goal's current value (appends `ats.goal.progressed` through a running server).
     Progress {
@@ -42,11 +39,8 @@ pub enum Command {
         /// The new current value.
         #[arg(long)]
         value: f64,
-        /// Print the receipt as JSON.
-        #[arg(long)]
-        json: bool,
         #[command(flatten)]
-        source: Source,
+        read: Read,
     },
     /// An operator's goals.
     List {
@@ -58,11 +52,8 @@ pub enum Command {
         /// Judge deadlines at this instant (RFC 3339; default now).
         #[arg(long)]
         as_of: Option<String>,
-        /// JSON instead of a table.
-        #[arg(long)]
-        json: bool,
         #[command(flatten)]
-        source: Source,
+        read: Read,
     },
 }
 
@@ -83,8 +74,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             unit,
             description,
             deadline,
-            json,
-            source,
+            read,
         } => {
             let mut body = serde_json::json!({"name": name, "target_value": target});
             for (key, value) in [
@@ -97,8 +87,8 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 }
             }
             let path = format!("/api/analytics/operator/{operator_id}/goals");
-            source
-                .write(&path, &body, json, |goal| {
+            read.source
+                .write(&path, &body, read.json(), |goal| {
                     format!(
                         "goal {} created for {operator_id} at position {}",
                         goal["id"], goal["position"]
@@ -109,13 +99,12 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Progress {
             goal_id,
             value,
-            json,
-            source,
+            read,
         } => {
             let body = serde_json::json!({"value": value});
             let path = format!("/api/analytics/goals/{goal_id}/progress");
-            source
-                .write(&path, &body, json, |receipt| {
+            read.source
+                .write(&path, &body, read.json(), |receipt| {
                     format!(
                         "goal {goal_id} set to {value} at position {}",
                         receipt["positions"][0]
@@ -127,8 +116,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             operator_id,
             active,
             as_of,
-            json,
-            source,
+            read,
         } => {
             let as_of = super::progress::as_of(as_of.as_deref())?;
             let path = format!(
@@ -136,7 +124,8 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 !active,
                 as_of.to_rfc3339()
             );
-            let list: GoalList = source
+            let list: GoalList = read
+                .source
                 .fetch(&config, progress::NAME, &path, |tree| {
                     let goals = progress::goals(tree, &operator_id, !active, as_of);
                     Ok(GoalList {
@@ -146,7 +135,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     })
                 })
                 .await?;
-            if json {
+            if read.json() {
                 return print_json(&list);
             }
             let mut table = Table::new();

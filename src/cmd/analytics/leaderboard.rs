@@ -5,7 +5,7 @@ use ats_projections::progress::{self, Board, LeaderboardEntry, SkillLeaderboardE
 use comfy_table::Table;
 use serde::{Deserialize, Serialize};
 
-use super::{banner, print_json, Format, Source};
+use super::{banner, print_json, Read};
 use crate::config::Config;
 
 /// Arguments of `leaderboard`.
@@ -23,14 +23,8 @@ pub struct Args {
     /// Only members of this team.
     #[arg(long)]
     team: Option<String>,
-    /// Output format.
-    #[arg(short = 'f', long, value_enum, default_value = "table")]
-    format: Format,
-    /// Same as `--format json`.
-    #[arg(long)]
-    json: bool,
     #[command(flatten)]
-    source: Source,
+    read: Read,
 }
 
 /// The leaderboard as the API serves it.
@@ -76,6 +70,7 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
     }
     let team = args.team.clone();
     let leaderboard: Leaderboard = args
+        .read
         .source
         .fetch(&config, progress::NAME, &path, |tree| {
             Ok(Leaderboard {
@@ -84,7 +79,7 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
             })
         })
         .await?;
-    if args.json || args.format == Format::Json {
+    if args.read.json() {
         return print_json(&leaderboard);
     }
     print!("{}", table(&leaderboard, args.team.as_deref()));
@@ -151,6 +146,7 @@ async fn run_skill(args: Args, config: Config) -> anyhow::Result<()> {
     }
     let team = args.team.clone();
     let leaderboard: SkillLeaderboard = args
+        .read
         .source
         .fetch(&config, progress::NAME, &path, |tree| {
             Ok(SkillLeaderboard {
@@ -160,7 +156,7 @@ async fn run_skill(args: Args, config: Config) -> anyhow::Result<()> {
             })
         })
         .await?;
-    if args.json || args.format == Format::Json {
+    if args.read.json() {
         return print_json(&leaderboard);
     }
     let mut out = banner("Leaderboard - SKILL");

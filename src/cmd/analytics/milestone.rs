@@ -4,7 +4,7 @@ use ats_projections::progress::{self, Milestone};
 use comfy_table::Table;
 use serde::{Deserialize, Serialize};
 
-use super::{print_json, Source};
+use super::{print_json, Read};
 use crate::config::Config;
 
 /// Milestone commands.
@@ -34,19 +34,13 @@ pub enum Command {
         /// Badge icon.
         #[arg(long)]
         badge: Option<String>,
-        /// Print the receipt as JSON.
-        #[arg(long)]
-        json: bool,
         #[command(flatten)]
-        source: Source,
+        read: Read,
     },
     /// The milestones in force, in evaluation order.
     List {
-        /// JSON instead of a table.
-        #[arg(long)]
-        json: bool,
         #[command(flatten)]
-        source: Source,
+        read: Read,
     },
 }
 
@@ -66,8 +60,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             xp,
             description,
             badge,
-            json,
-            source,
+            read,
         } => {
             let requirements: serde_json::Value = serde_json::from_str(&requirements)
                 .map_err(|e| anyhow::anyhow!("--requirements: not a JSON object: {e}"))?;
@@ -78,8 +71,8 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     body[key] = value.into();
                 }
             }
-            source
-                .write("/api/analytics/milestones", &body, json, |receipt| {
+            read.source
+                .write("/api/analytics/milestones", &body, read.json(), |receipt| {
                     format!(
                         "milestone {id} registered at position {}",
                         receipt["positions"][0]
@@ -87,8 +80,9 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 })
                 .await?;
         }
-        Command::List { json, source } => {
-            let list: MilestoneList = source
+        Command::List { read } => {
+            let list: MilestoneList = read
+                .source
                 .fetch(
                     &config,
                     progress::NAME,
@@ -102,7 +96,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     },
                 )
                 .await?;
-            if json {
+            if read.json() {
                 return print_json(&list);
             }
             let mut table = Table::new();

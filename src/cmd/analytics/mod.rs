@@ -34,6 +34,62 @@ pub struct Source {
     pub log: LogArgs,
 }
 
+/// Flags every read command shares: where to read from and how to print.
+#[derive(clap::Args, Clone)]
+pub struct Read {
+    /// Output format.
+    #[arg(short = 'f', long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// Same as `--format json`.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub source: Source,
+}
+
+impl Read {
+    /// Whether to print JSON.
+    pub fn json(&self) -> bool {
+        self.json || self.format == Format::Json
+    }
+}
+
+/// An operator and a target role (`training-plan`, `skill-gap`).
+#[derive(clap::Args)]
+pub struct OperatorRole {
+    /// Operator id.
+    pub operator_id: String,
+    /// default, red_team_expert, blue_team_expert or social_engineer_expert.
+    #[arg(short = 'r', long)]
+    pub target_role: Option<String>,
+    #[command(flatten)]
+    pub read: Read,
+}
+
+impl OperatorRole {
+    /// The role, checked against the known ones (the server answers 400 for others).
+    pub fn role(&self) -> anyhow::Result<Option<&str>> {
+        let roles = ats_projections::training::ROLES;
+        match self.target_role.as_deref() {
+            Some(role) if !roles.contains(&role) => {
+                anyhow::bail!(
+                    "unknown role {role:?}, expected one of {}",
+                    roles.join(", ")
+                )
+            }
+            role => Ok(role),
+        }
+    }
+
+    /// `?target_role=…` for the server, or nothing.
+    pub fn query(&self) -> String {
+        self.target_role
+            .as_deref()
+            .map(|r| format!("?target_role={r}"))
+            .unwrap_or_default()
+    }
+}
+
 /// Output format.
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {

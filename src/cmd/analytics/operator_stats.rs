@@ -5,7 +5,7 @@ use ats_events::Timestamp;
 use ats_projections::profiles::{self, Performance};
 use comfy_table::Table;
 
-use super::{Format, Source};
+use super::{Read, Source};
 use crate::config::Config;
 
 /// Arguments of `operator-stats`.
@@ -16,20 +16,19 @@ pub struct Args {
     /// Trend window in days.
     #[arg(short = 't', long = "time-range", default_value_t = 7)]
     time_range: u32,
-    /// Output format.
-    #[arg(short = 'f', long, value_enum, default_value = "table")]
-    format: Format,
-    /// Same as `--format json`.
-    #[arg(long)]
-    json: bool,
     #[command(flatten)]
-    source: Source,
+    read: Read,
 }
 
 pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
-    let performance =
-        operator_performance(&args.source, &config, &args.operator_id, args.time_range).await?;
-    if args.json || args.format == Format::Json {
+    let performance = operator_performance(
+        &args.read.source,
+        &config,
+        &args.operator_id,
+        args.time_range,
+    )
+    .await?;
+    if args.read.json() {
         println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({

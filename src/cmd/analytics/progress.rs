@@ -4,7 +4,7 @@ use ats_events::Timestamp;
 use ats_projections::progress::{self, ProgressReport};
 use comfy_table::Table;
 
-use super::{banner, print_json, Format, Source};
+use super::{banner, print_json, Read};
 use crate::config::Config;
 
 /// Arguments of `progress`.
@@ -15,14 +15,8 @@ pub struct Args {
     /// Judge deadlines and expiry at this instant (RFC 3339; default now).
     #[arg(long)]
     as_of: Option<String>,
-    /// Output format.
-    #[arg(short = 'f', long, value_enum, default_value = "table")]
-    format: Format,
-    /// Same as `--format json`.
-    #[arg(long)]
-    json: bool,
     #[command(flatten)]
-    source: Source,
+    read: Read,
 }
 
 pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
@@ -33,13 +27,14 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
         as_of.to_rfc3339()
     );
     let report: ProgressReport = args
+        .read
         .source
         .fetch(&config, progress::NAME, &path, |tree| {
             progress::progress(tree, op, as_of)
                 .ok_or_else(|| anyhow::anyhow!("Operator not found: {op}"))
         })
         .await?;
-    if args.json || args.format == Format::Json {
+    if args.read.json() {
         return print_json(&report);
     }
     print!("{}", table(&report));

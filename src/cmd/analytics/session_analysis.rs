@@ -4,7 +4,7 @@ use ats_projections::profiles;
 use comfy_table::Table;
 use serde::{Deserialize, Serialize};
 
-use super::{banner, print_json, Format, Source};
+use super::{banner, print_json, Read};
 use crate::config::Config;
 
 /// Arguments of `session-analysis`.
@@ -12,14 +12,8 @@ use crate::config::Config;
 pub struct Args {
     /// Session id.
     session_id: String,
-    /// Output format.
-    #[arg(short = 'f', long, value_enum, default_value = "table")]
-    format: Format,
-    /// Same as `--format json`.
-    #[arg(long)]
-    json: bool,
     #[command(flatten)]
-    source: Source,
+    read: Read,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -39,6 +33,7 @@ struct Analysis {
 pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
     let id = &args.session_id;
     let analysis: Analysis = args
+        .read
         .source
         .fetch(
             &config,
@@ -59,7 +54,7 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
             },
         )
         .await?;
-    if args.json || args.format == Format::Json {
+    if args.read.json() {
         return print_json(&analysis);
     }
     let s = &analysis.session_data;

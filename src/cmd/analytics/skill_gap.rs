@@ -4,26 +4,11 @@ use ats_projections::{profiles, training};
 use comfy_table::Table;
 use serde::{Deserialize, Serialize};
 
-use super::{banner, level, print_json, Format, Source};
+use super::{banner, level, print_json};
 use crate::config::Config;
 
 /// Arguments of `skill-gap`.
-#[derive(clap::Args)]
-pub struct Args {
-    /// Operator id.
-    operator_id: String,
-    /// default, red_team_expert, blue_team_expert or social_engineer_expert.
-    #[arg(short = 'r', long)]
-    target_role: Option<String>,
-    /// Output format.
-    #[arg(short = 'f', long, value_enum, default_value = "table")]
-    format: Format,
-    /// Same as `--format json`.
-    #[arg(long)]
-    json: bool,
-    #[command(flatten)]
-    source: Source,
-}
+pub type Args = super::OperatorRole;
 
 #[derive(Serialize, Deserialize)]
 struct Gaps {
@@ -34,25 +19,16 @@ struct Gaps {
 
 pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
     let op = &args.operator_id;
-    let role = args.target_role.clone();
-    let query = role
-        .as_deref()
-        .map(|r| format!("?target_role={r}"))
-        .unwrap_or_default();
+    let role = args.role()?.map(str::to_owned);
+    let query = args.query();
     let gaps: Gaps = args
+        .read
         .source
         .fetch(
             &config,
             profiles::NAME,
             &format!("/api/analytics/operator/{op}/skill-gaps{query}"),
             |tree| {
-                if let Some(role) = role.as_deref() {
-                    anyhow::ensure!(
-                        training::ROLES.contains(&role),
-                        "unknown role {role:?}, expected one of {}",
-                        training::ROLES.join(", ")
-                    );
-                }
                 let profile = profiles::profile(tree, op)
                     .ok_or_else(|| anyhow::anyhow!("Operator not found: {op}"))?;
                 Ok(Gaps {
@@ -63,7 +39,7 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
             },
         )
         .await?;
-    if args.json || args.format == Format::Json {
+    if args.read.json() {
         return print_json(&gaps);
     }
     let mut out = banner(&format!("Skill Gap Analysis: {op}"));

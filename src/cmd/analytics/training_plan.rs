@@ -4,26 +4,11 @@ use ats_events::Timestamp;
 use ats_projections::{profiles, training};
 use serde::{Deserialize, Serialize};
 
-use super::{banner, print_json, Format, Source};
+use super::{banner, print_json};
 use crate::config::Config;
 
 /// Arguments of `training-plan`.
-#[derive(clap::Args)]
-pub struct Args {
-    /// Operator id.
-    operator_id: String,
-    /// default, red_team_expert, blue_team_expert or social_engineer_expert.
-    #[arg(short = 'r', long)]
-    target_role: Option<String>,
-    /// Output format.
-    #[arg(short = 'f', long, value_enum, default_value = "table")]
-    format: Format,
-    /// Same as `--format json`.
-    #[arg(long)]
-    json: bool,
-    #[command(flatten)]
-    source: Source,
-}
+pub type Args = super::OperatorRole;
 
 #[derive(Serialize, Deserialize)]
 struct Plan {
@@ -33,24 +18,16 @@ struct Plan {
 
 pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
     let op = &args.operator_id;
-    let role = args.target_role.as_deref();
-    let query = role
-        .map(|r| format!("?target_role={r}"))
-        .unwrap_or_default();
+    let role = args.role()?;
+    let query = args.query();
     let plan: Plan = args
+        .read
         .source
         .fetch(
             &config,
             profiles::NAME,
             &format!("/api/analytics/operator/{op}/recommendations{query}"),
             |tree| {
-                if let Some(role) = role {
-                    anyhow::ensure!(
-                        training::ROLES.contains(&role),
-                        "unknown role {role:?}, expected one of {}",
-                        training::ROLES.join(", ")
-                    );
-                }
                 let recommendations =
                     training::recommendations_for(tree, op, role, Timestamp::now())
                         .ok_or_else(|| anyhow::anyhow!("Operator not found: {op}"))?;
@@ -61,7 +38,7 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
             },
         )
         .await?;
-    if args.json || args.format == Format::Json {
+    if args.read.json() {
         return print_json(&plan);
     }
     print!("{}", render(op, &plan.recommendations));
