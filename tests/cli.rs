@@ -72,6 +72,11 @@ fn import_then_operator_stats_and_replay() {
     );
     assert!(table.contains("| reconnaissance | master"), "{table}");
     assert!(table.contains("Strengths: reconnaissance"), "{table}");
+    // The seed's overview rows from the progress read model: first session (100 XP), ten
+    // sessions (100 XP) and ten hours (50 XP; 12 sessions × 2 h) → 250 XP, level ⌊√2.5⌋ + 1 = 2.
+    assert!(table.contains("| Level             | 2"), "{table}");
+    assert!(table.contains("| Total XP          | 250"), "{table}");
+    assert!(table.contains("| Achievements      | 3"), "{table}");
 
     let (ok, _, err) = run(&["analytics", "operator-stats", "ghost"], &data);
     assert!(!ok, "an unknown operator must fail");

@@ -1,11 +1,12 @@
-//! `analytics operator-stats OPERATOR_ID`: profile, skills, strengths and weaknesses.
+//! `analytics operator-stats OPERATOR_ID`: profile, skills, strengths and weaknesses, with the
+//! progress summary (level, XP, achievements) as the seed prints them.
 
-use anyhow::Context;
 use ats_events::Timestamp;
 use ats_projections::profiles::{self, Performance};
+use ats_projections::progress::{self, ProgressReport};
 use comfy_table::Table;
 
-use super::{Read, Source};
+use super::Read;
 use crate::config::Config;
 
 /// Arguments of `operator-stats`.
@@ -21,55 +22,43 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
-    let performance = operator_performance(
-        &args.read.source,
-        &config,
-        &args.operator_id,
-        args.time_range,
-    )
-    .await?;
+    let (op, days) = (&args.operator_id, args.time_range);
+    let source = &args.read.source;
+    let performance: Performance = source
+        .fetch(
+            &config,
+            profiles::NAME,
+            &format!("/api/analytics/operator/{op}/performance?time_range_days={days}"),
+            |tree| {
+                profiles::performance(tree, op, i64::from(days.max(1)), Timestamp::now())
+                    .ok_or_else(|| anyhow::anyhow!("Operator not found: {op}"))
+            },
+        )
+        .await?;
+    let report: ProgressReport = source
+        .fetch(
+            &config,
+            progress::NAME,
+            &format!("/api/analytics/operator/{op}/progress"),
+            |tree| {
+                progress::progress(tree, op, Timestamp::now())
+                    .ok_or_else(|| anyhow::anyhow!("Operator not found: {op}"))
+            },
+        )
+        .await?;
     if args.read.json() {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
-                "profile": performance.profile,
-                "analysis": performance.analysis,
-            }))?
-        );
-    } else {
-        print!("{}", operator_table(&performance));
+        return super::print_json(&serde_json::json!({
+            "profile": performance.profile,
+            "analysis": performance.analysis,
+            "summary": report.summary,
+        }));
     }
+    print!("{}", operator_table(&performance, &report.summary));
     Ok(())
 }
 
-async fn operator_performance(
-    source: &Source,
-    config: &Config,
-    operator_id: &str,
-    time_range: u32,
-) -> anyhow::Result<Performance> {
-    if let Some(url) = &source.url {
-        let body = Source::get_json(
-            url,
-            &format!(
-                "/api/analytics/operator/{operator_id}/performance?time_range_days={time_range}"
-            ),
-        )
-        .await?;
-        return serde_json::from_value(body).context("unexpected answer from the server");
-    }
-    let tree = source.local_tree(config, profiles::NAME).await?;
-    profiles::performance(
-        &tree,
-        operator_id,
-        i64::from(time_range.max(1)),
-        Timestamp::now(),
-    )
-    .ok_or_else(|| anyhow::anyhow!("Operator not found: {operator_id}"))
-}
-
 /// The seed's `operator-stats` table.
-pub fn operator_table(p: &Performance) -> String {
+pub fn operator_table(p: &Performance, summary: &progress::Summary) -> String {
     let mut out = String::new();
     let rule = "=".repeat(60);
     out.push_str(&format!(
@@ -78,6 +67,8 @@ pub fn operator_table(p: &Performance) -> String {
     ));
     let mut overview = Table::new();
     overview.set_header(["Overview", ""]);
+    overview.add_row(["Level".to_owned(), summary.level.to_string()]);
+    overview.add_row(["Total XP".to_owned(), summary.total_xp.to_string()]);
     overview.add_row([
         "Total Sessions".to_owned(),
         p.profile.total_sessions.to_string(),
@@ -89,6 +80,10 @@ pub fn operator_table(p: &Performance) -> String {
     overview.add_row([
         "Skill Level".to_owned(),
         format!("{:?}", p.profile.skill_level).to_lowercase(),
+    ]);
+    overview.add_row([
+        "Achievements".to_owned(),
+        summary.achievements_count.to_string(),
     ]);
     overview.add_row([
         "Certifications".to_owned(),
