@@ -81,7 +81,7 @@ impl Default for PerformanceMetrics {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Reporting {
-    /// Scheduled reports.
+    /// Scheduled reports: `daily_summary`, `weekly_cost` (none by default; both with `--demo`).
     pub auto_generate: Vec<String>,
     /// Output formats.
     pub formats: Vec<String>,
@@ -90,7 +90,8 @@ pub struct Reporting {
 impl Default for Reporting {
     fn default() -> Self {
         Self {
-            auto_generate: vec!["daily_summary".into(), "weekly_cost".into()],
+            // Opt-in (the seed only proposed it): a scheduled report is an event in the log.
+            auto_generate: Vec::new(),
             formats: vec!["json".into(), "html".into(), "markdown".into()],
         }
     }
@@ -145,6 +146,12 @@ pub struct Log {
     pub replicas: usize,
     /// NATS credentials file.
     pub credentials: Option<PathBuf>,
+    /// PEM CA certificate of the NATS servers (enables and requires TLS).
+    pub tls_ca: Option<PathBuf>,
+    /// PEM client certificate for mutual TLS (with `tls_key`).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for Log {
@@ -155,6 +162,9 @@ impl Default for Log {
             stream: "ATS_EVENTS".into(),
             replicas: 1,
             credentials: None,
+            tls_ca: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -218,6 +228,12 @@ mod tests {
         assert_eq!(config.analytics.alerts.budget_thresholds, vec![0.5, 1.0]);
         assert_eq!(config.analytics.alerts.performance_threshold, 0.6);
         assert_eq!(config.log.backend, Backend::Nats);
+        let tls = Config::parse(
+            "log:\n  backend: nats\n  credentials: /c.creds\n  tls_ca: /ca.pem\n  tls_cert: /c.pem\n  tls_key: /k.pem\n",
+        )
+        .unwrap();
+        assert_eq!(tls.log.tls_ca, Some(PathBuf::from("/ca.pem")));
+        assert_eq!(tls.log.tls_key, Some(PathBuf::from("/k.pem")));
         let err = Config::parse("analytics:\n  cache_ttl: 3\n").unwrap_err();
         assert!(format!("{err:#}").contains("cache_ttl"), "{err:#}");
     }

@@ -61,6 +61,9 @@ impl LogArgs {
                 .unwrap_or_else(|| config.log.stream.clone()),
             replicas: self.replicas.unwrap_or(config.log.replicas),
             credentials: config.log.credentials.clone(),
+            tls_ca: config.log.tls_ca.clone(),
+            tls_cert: config.log.tls_cert.clone(),
+            tls_key: config.log.tls_key.clone(),
             ..JetStreamConfig::default()
         });
         Paths { data, jetstream }
@@ -79,6 +82,17 @@ impl Paths {
 
     /// Opens the log. JetStream is retried with backoff until `patience` runs out.
     pub async fn open_log(&self, patience: Duration) -> anyhow::Result<Arc<dyn EventLog>> {
+        self.open_log_reporting(patience, |_| {}).await
+    }
+
+    /// [`Paths::open_log`], telling `waiting` why each failed JetStream attempt is retried
+    /// (`serve` shows it on `/readyz` while it connects). A configuration error (an
+    /// unreadable credentials or certificate file) is not retried.
+    pub async fn open_log_reporting(
+        &self,
+        patience: Duration,
+        waiting: impl Fn(&str),
+    ) -> anyhow::Result<Arc<dyn EventLog>> {
         match &self.jetstream {
             None => {
                 let path = self.data.join("log.redb");
@@ -97,8 +111,16 @@ impl Paths {
                             let log = log.with_index(&index).map_err(|err| in_use(err, &index))?;
                             return Ok(Arc::new(log));
                         }
-                        Err(err) if tokio::time::Instant::now() < deadline => {
+                        Err(err)
+                            if tokio::time::Instant::now() < deadline
+                                && !matches!(err, LogError::Config(_)) =>
+                        {
                             tracing::warn!(message = "NATS not reachable yet; retrying.", url = %config.url, %err, retry_in_ms = backoff.as_millis() as u64);
+                            waiting(&format!(
+                                "connecting to NATS at {}: {err}; retrying in {} ms",
+                                config.url,
+                                backoff.as_millis()
+                            ));
                             tokio::time::sleep(backoff).await;
                             backoff = (backoff * 2).min(Duration::from_secs(5));
                         }

@@ -511,3 +511,47 @@ async fn registry_optimization_and_roi_over_tcp() {
         "initial_skill_level",
     );
 }
+
+/// Budgets set through the API without thresholds get `analytics.alerts.budget_thresholds`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configured_budget_thresholds_apply_to_api_budgets() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ats.yaml");
+    std::fs::write(
+        &config,
+        "analytics:\n  alerts:\n    budget_thresholds: [0.5, 1.0]\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &["--config", config.to_str().unwrap()]);
+    server.ready().await;
+    let (status, receipt) = post(
+        &server,
+        "/api/analytics/cost/budgets",
+        &json!({"scope": "global", "amount": 10}),
+    )
+    .await;
+    assert_eq!(status, 200, "{receipt}");
+    let (status, explicit) = post(
+        &server,
+        "/api/analytics/cost/budgets",
+        &json!({"scope": "profile", "entity_id": "op_x", "amount": 5, "thresholds": [0.8]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{explicit}");
+    let at = last_position(&explicit);
+    let (_, budgets) = server
+        .get(&format!("/api/analytics/cost/budgets?min_position={at}"))
+        .await;
+    let by_scope = |scope: &str| {
+        budgets["budgets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["scope"] == scope)
+            .unwrap()["thresholds"]
+            .clone()
+    };
+    assert_eq!(by_scope("global"), json!([0.5, 1.0]));
+    assert_eq!(by_scope("profile"), json!([0.8]));
+}

@@ -60,6 +60,15 @@ async fn dashboard_renders_the_demo_and_escapes_data() {
         )
         .await;
     assert_eq!(status, 200, "{receipt}");
+    // Enough XP to top the leaderboard, where the name is shown again.
+    let (status, receipt) = server
+        .post_events(
+            &json!({"specversion": "1.0", "id": "xss-xp", "type": "ats.xp.awarded",
+            "source": "test", "time": "2026-11-01T00:00:00Z",
+            "data": {"operator_id": "op_zzz", "amount": 10_000_000u64, "reason": "test"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{receipt}");
     let position = receipt["positions"][0].as_u64().unwrap();
     let (status, _) = server
         .get(&format!("/api/analytics/operators?min_position={position}"))
@@ -80,4 +89,19 @@ async fn dashboard_renders_the_demo_and_escapes_data() {
         "the name must be shown as text"
     );
     assert!(!dom.contains(hostile), "the name became markup");
+    // The aggregator's cards and tables: the hostile operator leads the XP leaderboard.
+    let expected_cost = {
+        let (_, d) = server.get("/api/analytics/dashboard").await;
+        format!("${:.2}", d["summary"]["week_cost"].as_f64().unwrap())
+    };
+    assert!(
+        dom.contains(&format!("<b id=\"week-cost\">{expected_cost}</b>")),
+        "{dom}"
+    );
+    assert!(dom.contains("<b id=\"active-sessions\">"), "{dom}");
+    assert!(dom.contains("<b id=\"alert-count\">"), "{dom}");
+    assert!(
+        dom.contains("<td class=\"n\">1</td><td>op_zzz</td><td>&lt;img src=x onerror=alert(1)&gt;</td><td class=\"n\">10000000</td>"),
+        "the leaderboard must lead with op_zzz, as text:\n{dom}"
+    );
 }

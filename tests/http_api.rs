@@ -254,7 +254,7 @@ async fn service_documents_are_served() {
             .as_array()
             .unwrap()
             .len(),
-        17
+        ats_events::EventKind::ALL.len()
     );
     let (status, health) = server.get("/healthz").await;
     assert_eq!((status, health["status"].as_str()), (200, Some("ok")));

@@ -638,3 +638,95 @@ async fn cli_writes_through_the_server_and_reads_locally() {
     ]);
     assert_eq!(mine["count"], 1);
 }
+
+/// A custom leaderboard category fed by `ats.leaderboard.scored`: the last score stands,
+/// ties break by operator id, a team filter applies, and the category is required.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_leaderboard_categories_are_fed_by_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::Server::start(dir.path(), &[]);
+    server.ready().await;
+    let scored = |id: &str, op: &str, score: f64| {
+        serde_json::json!({"specversion": "1.0", "id": id, "type": "ats.leaderboard.scored",
+            "source": "ctf", "time": "2026-11-01T00:00:00Z", "subject": op,
+            "data": {"category": "ctf_points", "operator_id": op, "score": score}})
+    };
+    let mut events = vec![
+        common::registered("op_a", "Ann"),
+        common::registered("op_b", "Ben"),
+        scored("s1", "op_a", 50.0),
+        scored("s2", "op_b", 80.0),
+        scored("s3", "op_c", 80.0),
+        scored("s4", "op_a", 120.0),
+    ];
+    events.push(
+        serde_json::json!({"specversion": "1.0", "id": "s5", "type": "ats.leaderboard.scored",
+        "source": "ctf", "time": "2026-11-01T00:00:00Z",
+        "data": {"category": "other", "operator_id": "op_b", "score": 1.0}}),
+    );
+    let (status, receipt) = server.post_events(&serde_json::Value::Array(events)).await;
+    assert_eq!(status, 200, "{receipt}");
+    let head = receipt["positions"][6].as_u64().unwrap();
+    let (status, board) = server
+        .get(&format!(
+            "/api/analytics/leaderboard?type=custom&category=ctf_points&min_position={head}"
+        ))
+        .await;
+    assert_eq!(status, 200, "{board}");
+    let rows: Vec<(u64, &str, f64)> = board["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["rank"].as_u64().unwrap(),
+                e["operator_id"].as_str().unwrap(),
+                e["score"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [(1, "op_a", 120.0), (2, "op_b", 80.0), (3, "op_c", 80.0)]
+    );
+    assert_eq!(board["entries"][0]["name"], "Ann");
+    let (_, red) = server
+        .get("/api/analytics/leaderboard?type=custom&category=ctf_points&team=red")
+        .await;
+    assert_eq!(
+        red["entries"].as_array().unwrap().len(),
+        2,
+        "op_a and op_b are red: {red}"
+    );
+    let out = std::process::Command::new(common::binary())
+        .args([
+            "analytics",
+            "leaderboard",
+            "--custom",
+            "ctf_points",
+            "--json",
+            "--url",
+            &server.url,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cli: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(cli["entries"][0]["operator_id"], "op_a");
+    let (status, err) = server.get("/api/analytics/leaderboard?type=custom").await;
+    assert_eq!(status, 400);
+    assert!(
+        err["message"].as_str().unwrap().starts_with("category:"),
+        "{err}"
+    );
+    let (status, bad) = server.post_events(&scored("s6", "op_a", -1.0)).await;
+    assert_eq!(status, 422, "{bad}");
+    assert!(
+        bad["message"].as_str().unwrap().starts_with("data.score:"),
+        "{bad}"
+    );
+}

@@ -128,18 +128,59 @@ fn parse_batch(items: Vec<Value>, limits: &Limits) -> Result<Vec<Envelope>, Inta
 }
 
 fn check_depth(value: &Value, max_depth: usize) -> Result<(), IntakeError> {
-    fn depth(value: &Value) -> usize {
+    /// Walks to the first array or object nested deeper than `max`, leaving its path in
+    /// `path`, so the error names where the nesting is, not only that it exists. serde_json
+    /// already bounded the depth (128) while parsing, so this recursion is bounded too.
+    fn too_deep(value: &Value, level: usize, max: usize, path: &mut String) -> bool {
+        use std::fmt::Write;
+        let descend = |path: &mut String, child: &Value| too_deep(child, level + 1, max, path);
         match value {
-            Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
-            Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
-            _ => 0,
+            Value::Array(items) => {
+                if level >= max {
+                    return true;
+                }
+                for (i, child) in items.iter().enumerate() {
+                    let len = path.len();
+                    let _ = write!(path, "[{i}]");
+                    if descend(path, child) {
+                        return true;
+                    }
+                    path.truncate(len);
+                }
+                false
+            }
+            Value::Object(map) => {
+                if level >= max {
+                    return true;
+                }
+                for (key, child) in map {
+                    let len = path.len();
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(key);
+                    if descend(path, child) {
+                        return true;
+                    }
+                    path.truncate(len);
+                }
+                false
+            }
+            _ => false,
         }
     }
-    let found = depth(value);
-    if found > max_depth {
+    let mut path = if value.is_array() {
+        "events".to_owned()
+    } else {
+        String::new()
+    };
+    if too_deep(value, 0, max_depth, &mut path) {
+        if path.is_empty() {
+            path.push_str("body");
+        }
         return Err(IntakeError::Invalid(FieldError::new(
-            "",
-            format!("JSON nesting depth {found} exceeds the limit of {max_depth}"),
+            path,
+            format!("JSON nesting depth exceeds the limit of {max_depth}"),
         )));
     }
     Ok(())

@@ -479,6 +479,19 @@ pub struct XpAwarded {
     pub reason: String,
 }
 
+/// `ats.leaderboard.scored`: sets an operator's score on a custom leaderboard category (seed
+/// `update_leaderboard(category, operator, score)`; a later score replaces it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LeaderboardScored {
+    /// Category (e.g. `ctf_points`); not one of the built-in boards.
+    pub category: String,
+    /// Operator id.
+    pub operator_id: String,
+    /// Score (higher ranks first).
+    pub score: f64,
+}
+
 /// `ats.report.generated`: a report's content, fixed at generation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -618,6 +631,7 @@ catalogue! {
     GoalProgressed => "ats.goal.progressed", operator: |_| None;
     CertificationAwarded => "ats.certification.awarded", operator: |p| Some(&p.operator_id);
     XpAwarded => "ats.xp.awarded", operator: |p| Some(&p.operator_id);
+    LeaderboardScored => "ats.leaderboard.scored", operator: |p| Some(&p.operator_id);
     ReportGenerated => "ats.report.generated", operator: |_| None;
     ReportDeleted => "ats.report.deleted", operator: |_| None;
     AlertAcknowledged => "ats.alert.acknowledged", operator: |_| None;
@@ -840,6 +854,17 @@ impl Validate for XpAwarded {
     fn validate(&self) -> Result<(), FieldError> {
         id("operator_id", &self.operator_id)?;
         text("reason", &self.reason)
+    }
+}
+
+impl Validate for LeaderboardScored {
+    fn validate(&self) -> Result<(), FieldError> {
+        id("category", &self.category)?;
+        if self.category.contains('\0') {
+            return Err(FieldError::new("category", "must not contain NUL"));
+        }
+        id("operator_id", &self.operator_id)?;
+        non_negative("score", self.score)
     }
 }
 

@@ -19,8 +19,8 @@ use std::sync::OnceLock;
 use ats_events::cloudevents::event_id;
 use ats_events::{
     codec, AlertAcknowledged, Attributes, BenchmarkSet, BudgetPeriod, BudgetScope, BudgetSet,
-    CertificationAwarded, Envelope, EventKind, GoalCreated, GoalProgressed, LlmUsage,
-    MetricRecorded, MetricType, MilestoneRegistered, MilestoneType, ModelPriced,
+    CertificationAwarded, Envelope, EventKind, GoalCreated, GoalProgressed, LeaderboardScored,
+    LlmUsage, MetricRecorded, MetricType, MilestoneRegistered, MilestoneType, ModelPriced,
     OperatorRegistered, Payload, ReportDeleted, ReportGenerated, ReportType, SessionCompleted,
     SessionMetric, SessionStarted, SkillAssessed, Timestamp, Validate, XpAwarded,
 };
@@ -175,6 +175,11 @@ fn payload(kind: EventKind) -> Payload {
             amount: 250,
             reason: "mentored two junior operators".into(),
         }),
+        EventKind::LeaderboardScored => Payload::LeaderboardScored(LeaderboardScored {
+            category: "ctf_points".into(),
+            operator_id: "op_001".into(),
+            score: 1337.5,
+        }),
         EventKind::ReportGenerated => Payload::ReportGenerated(ReportGenerated {
             report_id: REPORT_ID.into(),
             report_type: ReportType::OperatorProgress,
@@ -284,7 +289,8 @@ fn every_kind_has_a_fixture_and_every_fixture_a_kind() {
         .collect();
     let expected: BTreeSet<String> = EventKind::ALL.iter().map(|&k| file_name(k)).collect();
     assert_eq!(on_disk, expected);
-    assert_eq!(expected.len(), 17, "DOMAIN.md §A1 lists 17 kinds");
+    // The 17 kinds of DOMAIN.md §A1 and ats.leaderboard.scored (custom leaderboards, issue 6).
+    assert_eq!(expected.len(), 18);
 }
 
 #[test]
@@ -331,6 +337,7 @@ fn samples_of_kinds_with_an_operator_carry_it() {
             "ats.goal.created",
             "ats.certification.awarded",
             "ats.xp.awarded",
+            "ats.leaderboard.scored",
         ]
     );
 }

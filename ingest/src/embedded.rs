@@ -25,6 +25,9 @@ pub struct EmbeddedLog {
     db: Arc<Database>,
     /// The head position, so tailing readers wake on append instead of polling.
     head: watch::Sender<Position>,
+    /// The last append's storage failure (disk full, I/O error), cleared by the next append
+    /// that commits: reads may still work then, and readiness must not hide it.
+    write_error: std::sync::Mutex<Option<String>>,
 }
 
 fn storage(err: impl std::fmt::Display) -> LogError {
@@ -55,6 +58,7 @@ impl EmbeddedLog {
         Ok(Self {
             db: Arc::new(db),
             head: watch::channel(head).0,
+            write_error: std::sync::Mutex::new(None),
         })
     }
 
@@ -146,9 +150,22 @@ impl EventLog for EmbeddedLog {
             return Ok(AppendOutcome::default());
         }
         let db = self.db.clone();
-        let outcome = tokio::task::spawn_blocking(move || Self::append_blocking(&db, events))
+        let result = tokio::task::spawn_blocking(move || Self::append_blocking(&db, events))
             .await
-            .map_err(|e| LogError::Storage(format!("append task failed: {e}")))??;
+            .map_err(|e| LogError::Storage(format!("append task failed: {e}")))
+            .and_then(|r| r);
+        // A conflict is the caller's fault and says nothing about the store.
+        if let Ok(_) | Err(LogError::Storage(_)) = &result {
+            let failure = match &result {
+                Err(LogError::Storage(text)) => Some(text.clone()),
+                _ => None,
+            };
+            match self.write_error.lock() {
+                Ok(mut slot) => *slot = failure,
+                Err(poisoned) => *poisoned.into_inner() = failure,
+            }
+        }
+        let outcome = result?;
         let last = outcome.last_position();
         self.head.send_if_modified(|head| {
             let moved = last > *head;
@@ -191,6 +208,17 @@ impl EventLog for EmbeddedLog {
     async fn wait_beyond(&self, after: Position, timeout: Duration) {
         let mut rx = self.head.subscribe();
         let _ = tokio::time::timeout(timeout, rx.wait_for(|head| *head > after)).await;
+    }
+
+    fn health(&self) -> Result<(), LogError> {
+        let failure = match self.write_error.lock() {
+            Ok(slot) => slot.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        match failure {
+            Some(err) => Err(LogError::Storage(format!("the last append failed: {err}"))),
+            None => Ok(()),
+        }
     }
 
     fn may_hold_duplicates(&self) -> bool {

@@ -56,6 +56,15 @@ pub struct JetStreamConfig {
     pub replicas: usize,
     /// Path of a `.creds` file for a secured cluster.
     pub credentials: Option<std::path::PathBuf>,
+    /// PEM file of the CA that signed the servers' certificates; setting it requires TLS.
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// PEM client certificate (mutual TLS); needs `tls_key`.
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Bound on every JetStream request and publish ack: while the server is away an append
+    /// fails after this long instead of holding the caller's request open.
+    pub request_timeout: Duration,
 }
 
 impl Default for JetStreamConfig {
@@ -66,6 +75,10 @@ impl Default for JetStreamConfig {
             subject_prefix: "ats.events".into(),
             replicas: 1,
             credentials: None,
+            tls_ca: None,
+            tls_cert: None,
+            tls_key: None,
+            request_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -91,6 +104,13 @@ impl Drop for TailTask {
     fn drop(&mut self) {
         self.0.abort();
     }
+}
+
+/// A readable file for the option `field`, or a configuration error naming both.
+fn readable(field: &str, path: &std::path::Path) -> Result<std::path::PathBuf, LogError> {
+    std::fs::File::open(path)
+        .map(|_| path.to_path_buf())
+        .map_err(|e| LogError::Config(format!("{field}: cannot read {}: {e}", path.display())))
 }
 
 fn unavailable(err: impl std::fmt::Display) -> LogError {
@@ -123,10 +143,36 @@ impl JetStreamLog {
         let mut options = async_nats::ConnectOptions::new()
             .name("ats-mafia")
             .connection_timeout(Duration::from_secs(5));
+        // Files are checked here, not at the first connection attempt, so a wrong path is a
+        // configuration error at once rather than an outage retried forever.
         if let Some(path) = &config.credentials {
             options = options.credentials_file(path).await.map_err(|e| {
-                LogError::Storage(format!("cannot read credentials {}: {e}", path.display()))
+                LogError::Config(format!(
+                    "log.credentials: cannot read {}: {e}",
+                    path.display()
+                ))
             })?;
+        }
+        if let Some(ca) = &config.tls_ca {
+            options = options
+                .add_root_certificates(readable("log.tls_ca", ca)?)
+                .require_tls(true);
+        }
+        match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => {
+                options = options
+                    .add_client_certificate(
+                        readable("log.tls_cert", cert)?,
+                        readable("log.tls_key", key)?,
+                    )
+                    .require_tls(true);
+            }
+            (None, None) => {}
+            _ => {
+                return Err(LogError::Config(
+                    "log.tls_cert and log.tls_key must be given together".into(),
+                ))
+            }
         }
         // A cluster is given as a comma-separated list of URLs.
         let servers: Vec<&str> = config
@@ -147,7 +193,8 @@ impl JetStreamLog {
         client: async_nats::Client,
         config: JetStreamConfig,
     ) -> Result<Self, LogError> {
-        let context = jetstream::new(client.clone());
+        let mut context = jetstream::new(client.clone());
+        context.set_timeout(config.request_timeout);
         let wanted = stream::Config {
             name: config.stream.clone(),
             subjects: vec![format!("{}.>", config.subject_prefix)],
@@ -263,7 +310,20 @@ impl JetStreamLog {
         &self.context
     }
 
+    /// Fails at once while the client is not connected: async-nats would queue the request
+    /// and answer only after the timeout (or, for a publish, after the reconnect).
+    fn connected(&self) -> Result<(), LogError> {
+        match self.client.connection_state() {
+            async_nats::connection::State::Connected => Ok(()),
+            _ => Err(LogError::Unavailable(format!(
+                "not connected to NATS at {}; reconnecting",
+                self.config.url
+            ))),
+        }
+    }
+
     async fn stream(&self) -> Result<stream::Stream, LogError> {
+        self.connected()?;
         self.context
             .get_stream(&self.config.stream)
             .await
@@ -334,6 +394,7 @@ impl JetStreamLog {
                 limit,
             });
         }
+        self.connected()?;
         let mut headers = HeaderMap::new();
         headers.insert(COUNT_HEADER, events.len().to_string().as_str());
         let message = jetstream::message::PublishMessage::build()
@@ -544,6 +605,10 @@ impl EventLog for JetStreamLog {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    fn health(&self) -> Result<(), LogError> {
+        self.connected()
     }
 
     fn may_hold_duplicates(&self) -> bool {

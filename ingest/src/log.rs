@@ -67,6 +67,10 @@ pub enum LogError {
     /// The backend failed (disk, corruption, protocol).
     #[error("event log storage error: {0}")]
     Storage(String),
+    /// The log is configured wrongly (a credentials or certificate file that cannot be read):
+    /// retrying cannot help, so callers stop instead of waiting.
+    #[error("event log configuration error: {0}")]
+    Config(String),
     /// A reader is ahead of the log (the log was recreated): it must not go on silently.
     #[error("position {position} is beyond the end of the log ({head}); was the log recreated?")]
     BeyondHead {
@@ -103,6 +107,13 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// Returns once the head may have moved beyond `after`, or after `timeout`.
     async fn wait_beyond(&self, after: Position, timeout: Duration);
+
+    /// Whether appends can succeed now, as far as the backend knows without a round trip:
+    /// `Err` while the server is unreachable (JetStream) or after the store failed a write
+    /// (embedded), so `/readyz` reports a log that would refuse writes even when reads work.
+    fn health(&self) -> Result<(), LogError> {
+        Ok(())
+    }
 
     /// Whether the backend may hold the same event id twice (JetStream beyond its duplicate
     /// window). Folds then skip ids they have applied.

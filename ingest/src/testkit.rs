@@ -34,6 +34,16 @@ impl NatsServer {
         server
     }
 
+    /// A server with a port and a store that is not running yet ([`NatsServer::restart`]
+    /// starts it): for tests of an engine started before its NATS server.
+    pub fn stopped() -> Self {
+        Self {
+            child: None,
+            port: free_port(),
+            store: tempfile::tempdir().expect("cannot create a temporary store dir"),
+        }
+    }
+
     fn spawn(&mut self) {
         let child = Command::new("nats-server")
             .args([

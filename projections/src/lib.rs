@@ -10,7 +10,10 @@
 //! - [`store::Store`]: the sled database, verified at open and rebuilt when it is damaged.
 //! - Read models: [`profiles`] (operators, skills, sessions, metrics), [`progress`] (XP,
 //!   levels, milestones, goals, certifications, paths, leaderboards), [`costs`] (LLM prices,
-//!   usage, breakdowns, budgets, optimizer).
+//!   usage, breakdowns, budgets, optimizer), [`activity`] (sessions by UTC day, running
+//!   sessions), [`alerts`] (acknowledgements; alerts are evaluated at query time).
+//! - [`dashboard`]: the aggregator of §B8 (summary, trends, dashboard) over those trees;
+//!   [`reports`]: the report generators of §B7 and the stored reports (`reports_v1`).
 //! - [`analytics`]: pure functions over read-model data with an explicit `as_of`.
 //!
 //! No fold reads the clock: time comes from events.
@@ -23,10 +26,14 @@
 //! # }
 //! ```
 
+pub mod activity;
+pub mod alerts;
 pub mod analytics;
 pub mod costs;
+pub mod dashboard;
 pub mod profiles;
 pub mod progress;
+pub mod reports;
 pub mod runtime;
 pub mod store;
 pub mod training;
@@ -43,5 +50,8 @@ pub fn all_projectors() -> Vec<Arc<dyn Projector>> {
         Arc::new(profiles::ProfilesProjector),
         Arc::new(progress::ProgressProjector),
         Arc::new(costs::CostsProjector),
+        Arc::new(activity::ActivityProjector),
+        Arc::new(alerts::AlertsProjector),
+        Arc::new(reports::ReportsProjector),
     ]
 }

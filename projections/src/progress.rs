@@ -10,6 +10,8 @@
 //! - `s/<session>` → operator id (completed sessions, so a second completion counts once)
 //! - `reg/milestones` → `Vec<Milestone>` (registered custom milestones, in log order)
 //! - `g/<goal>` → [`Goal`]; `og/<operator>\0<created_at, BE>\0<goal>` → `[]` (goals by operator)
+//! - `lx/<category>\0<score, inverted BE><operator>` → `[]` (and `lxt/…` per team): custom
+//!   leaderboard categories fed by `ats.leaderboard.scored`
 //! - `lb/<board>\0<value, inverted BE><operator>` → `[]`: one ordered key per operator and
 //!   leaderboard, so a top-k reads k keys; `lt/<board>\0<team>\0<value><operator>` → `[]` the
 //!   same per team. Values are inverted so that byte order is best first, then operator id.
@@ -120,6 +122,9 @@ pub struct OperatorProgress {
     pub xp: u64,
     /// Unlocked milestones, in unlock order.
     pub achievements: Vec<Achievement>,
+    /// Scores on custom leaderboard categories (`ats.leaderboard.scored`; the last one stands).
+    #[serde(default)]
+    pub custom_scores: BTreeMap<String, f64>,
 }
 
 impl OperatorProgress {
@@ -136,6 +141,7 @@ impl OperatorProgress {
             earned_certifications: Vec::new(),
             xp: 0,
             achievements: Vec::new(),
+            custom_scores: BTreeMap::new(),
         }
     }
 
@@ -419,6 +425,13 @@ fn skill_prefix(skill: &str, team: Option<&str>) -> Vec<u8> {
     }
 }
 
+fn custom_prefix(category: &str, team: Option<&str>) -> Vec<u8> {
+    match team {
+        None => [b"lx/", category.as_bytes(), b"\0"].concat(),
+        Some(team) => [b"lxt/", category.as_bytes(), b"\0", team.as_bytes(), b"\0"].concat(),
+    }
+}
+
 /// Length of a skill leaderboard value: proficiency (1 byte), average score (8).
 const SKILL_VALUE_LEN: usize = 9;
 
@@ -439,6 +452,16 @@ fn board_keys(op: &OperatorProgress) -> Vec<Vec<u8>> {
             if let Some(value) = board.value(op) {
                 keys.push([board_prefix(board, team).as_slice(), &value, operator].concat());
             }
+        }
+        for (category, score) in &op.custom_scores {
+            keys.push(
+                [
+                    custom_prefix(category, team).as_slice(),
+                    &(!ordered(*score)).to_be_bytes(),
+                    operator,
+                ]
+                .concat(),
+            );
         }
         for (name, skill) in &op.skills {
             keys.push(
@@ -587,6 +610,9 @@ impl Projector for ProgressProjector {
             }
             Payload::XpAwarded(p) => Self::with_operator(view, &p.operator_id, |op| {
                 op.xp = op.xp.saturating_add(p.amount);
+            }),
+            Payload::LeaderboardScored(p) => Self::with_operator(view, &p.operator_id, |op| {
+                op.custom_scores.insert(p.category.clone(), p.score);
             }),
             Payload::MilestoneRegistered(p) => Self::register(view, p),
             Payload::GoalCreated(p) => Self::goal_created(view, p, at),
@@ -795,7 +821,7 @@ fn ranked<'a>(
 ) -> impl Iterator<Item = OperatorProgress> + 'a {
     tree.scan_prefix(&prefix)
         .keys()
-        .filter_map(Result::ok)
+        .map_while(Result::ok)
         .filter_map(move |k| {
             let id = k.get(prefix.len() + value_len..)?;
             operator(tree, &String::from_utf8_lossy(id))
@@ -872,6 +898,43 @@ pub fn skill_leaderboard(
             operator_id: op.operator_id,
             name: op.name,
             team: op.team,
+        })
+        .collect()
+}
+
+/// One row of a custom leaderboard category.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CustomLeaderboardEntry {
+    /// 1-based rank; ties are broken by operator id.
+    pub rank: u64,
+    /// Operator id.
+    pub operator_id: String,
+    /// Name.
+    pub name: String,
+    /// Team.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    /// The category's score.
+    pub score: f64,
+}
+
+/// The top `limit` operators of a custom `category`, read from ordered keys.
+pub fn custom_leaderboard(
+    tree: &sled::Tree,
+    category: &str,
+    team: Option<&str>,
+    limit: usize,
+) -> Vec<CustomLeaderboardEntry> {
+    ranked(tree, custom_prefix(category, team), 8, team)
+        .filter_map(|op| Some((*op.custom_scores.get(category)?, op)))
+        .take(limit)
+        .zip(1..)
+        .map(|((score, op), rank)| CustomLeaderboardEntry {
+            rank,
+            operator_id: op.operator_id,
+            name: op.name,
+            team: op.team,
+            score,
         })
         .collect()
 }

@@ -76,7 +76,17 @@ impl Store {
     /// another process holds is an error, not damage.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
-        match Self::open_verified(&path) {
+        // A store closed a moment ago in this process keeps its file lock until sled's flusher
+        // thread has exited: wait briefly (bounded) before calling it in use.
+        let mut opened = Self::open_verified(&path);
+        for _ in 0..100 {
+            if !matches!(opened, Err(Unverified::InUse(_))) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            opened = Self::open_verified(&path);
+        }
+        match opened {
             Ok(store) => Ok(store),
             Err(Unverified::InUse(source)) => Err(StoreError::Sled { path, source }),
             Err(Unverified::Damaged(reason)) => {

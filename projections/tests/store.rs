@@ -21,7 +21,19 @@ fn aside(path: &Path, n: u32) -> PathBuf {
 
 /// Writes `format` as the store's format marker, with sled directly.
 fn write_marker(path: &Path, format: &[u8]) {
-    let db = sled::open(path).unwrap();
+    // A dropped sled::Db releases its file lock only when its background flusher thread has
+    // exited, a moment later: retry the open (bounded) instead of failing on that race.
+    let mut attempts = 0;
+    let db = loop {
+        match sled::open(path) {
+            Ok(db) => break db,
+            Err(err) if attempts < 250 && err.to_string().contains("could not acquire lock") => {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(err) => panic!("cannot open {}: {err}", path.display()),
+        }
+    };
     db.open_tree("meta")
         .unwrap()
         .insert("format", format)

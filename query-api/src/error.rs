@@ -32,6 +32,9 @@ pub enum ApiError {
     /// 503: the log or the projectors cannot answer now.
     #[error("{0}")]
     Unavailable(String),
+    /// 503: more requests in flight than `--max-concurrent-requests`; retry shortly.
+    #[error("{0}")]
+    Overloaded(String),
     /// 504: read-your-writes waited too long.
     #[error("{0}")]
     Timeout(String),
@@ -58,6 +61,7 @@ impl ApiError {
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::Overloaded(_) => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             Self::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "timeout"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }

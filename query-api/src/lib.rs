@@ -17,14 +17,18 @@
 //! # }
 //! ```
 
+pub mod auto_reports;
 mod error;
+mod guard;
 mod openapi;
 mod params;
 mod routes;
 mod state;
 
 pub use error::ApiError;
+pub use guard::HttpLimits;
 pub use openapi::ApiDoc;
+pub use routes::health::starting;
 pub use state::{AppState, Counters};
 
 use axum::Router;
@@ -34,18 +38,22 @@ pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
 /// The whole API.
 pub fn app(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .merge(routes::events::router())
         .merge(routes::operators::router())
         .merge(routes::costs::router())
         .merge(routes::progress::router())
         .merge(routes::training::router())
+        .merge(routes::aggregator::router())
+        .merge(routes::reports::router())
         .merge(routes::admin::router())
         .merge(routes::health::router())
         .merge(routes::dashboard::router())
         .merge(openapi::router())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES));
+    // Request timeout, concurrency limit, and JSON for refusals made by layers (see `guard`).
+    guard::apply(routes, &state.http)
         .layer(
             // Failures are answered and, when internal, logged by `ApiError`; a 503 from /readyz is
             // not an error worth a log line.

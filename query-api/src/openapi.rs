@@ -4,7 +4,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use utoipa::OpenApi;
 
-use crate::routes::{admin, costs, events, health, operators, progress, training};
+use crate::routes::{
+    admin, aggregator, costs, events, health, operators, progress, reports, training,
+};
 use crate::state::AppState;
 
 /// The API's OpenAPI 3.1 document.
@@ -23,6 +25,10 @@ use crate::state::AppState;
         costs::models, costs::breakdown, costs::summary, costs::optimization,
         costs::list_budgets, costs::set_budget, costs::roi, costs::anomalies, costs::forecast,
         costs::what_if, costs::budget_plan, costs::predict, costs::export_usage,
+        aggregator::dashboard_data, aggregator::refresh, aggregator::trends,
+        aggregator::team_performance, aggregator::list_alerts, aggregator::acknowledge,
+        aggregator::health,
+        reports::generate, reports::list, reports::show, reports::download, reports::delete,
         admin::projectors, admin::dead_letters, admin::rebuild,
         health::healthz, health::readyz, health::metrics,
     ),
@@ -32,6 +38,8 @@ use crate::state::AppState;
         (name = "training", description = "Training effectiveness: learning, gaps, recommendations, benchmarks"),
         (name = "progress", description = "XP, levels, milestones, goals, certifications, paths, leaderboards"),
         (name = "costs", description = "LLM prices, usage breakdowns, budgets, optimizer, ROI"),
+        (name = "aggregator", description = "Dashboard, trends, team performance, alerts, analytics health"),
+        (name = "reports", description = "Reports: generate (an event), list, show, download, delete"),
         (name = "admin", description = "Projectors, digests, dead letters, rebuild"),
         (name = "health", description = "Liveness, readiness, metrics"),
     )

@@ -37,6 +37,14 @@ pub struct AppState {
     pub limits: Limits,
     /// Request counters.
     pub counters: Arc<Counters>,
+    /// `analytics.alerts.budget_thresholds`: filled into budgets set through the API without
+    /// thresholds (a fold cannot read configuration).
+    pub budget_thresholds: Vec<f64>,
+    /// Request timeout and concurrency limit, read when [`crate::app`] builds the router.
+    pub http: crate::HttpLimits,
+    /// `analytics.alerts.performance_threshold`: a recent average score below it raises a
+    /// performance alert (evaluated at query time, so changing it needs no replay).
+    pub performance_threshold: f64,
 }
 
 impl AppState {
@@ -47,6 +55,9 @@ impl AppState {
             runtime,
             limits: Limits::default(),
             counters: Arc::default(),
+            budget_thresholds: vec![0.75, 0.9, 1.0],
+            http: crate::HttpLimits::default(),
+            performance_threshold: ats_projections::alerts::DEFAULT_PERFORMANCE_THRESHOLD,
         }
     }
 }

@@ -1,13 +1,17 @@
 //! `ats-mafia serve`: the log, the projectors, the query API and the dashboard.
 
-use std::sync::Arc;
+use std::future::IntoFuture;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
 use ats_events::Timestamp;
 use ats_ingest::EventLog;
 use ats_projections::runtime::Runtime;
+use axum::extract::Request;
+use axum::Router;
 use indicatif::{ProgressBar, ProgressStyle};
+use tower::ServiceExt;
 
 use crate::config::Config;
 use crate::engine::LogArgs;
@@ -24,6 +28,12 @@ pub struct Args {
     /// How long to keep retrying an unreachable NATS server at start-up, in seconds.
     #[arg(long, default_value_t = 60)]
     pub connect_timeout: u64,
+    /// Longest an HTTP request may run before it is cancelled (503 `timeout`), in ms.
+    #[arg(long, env = "ATS_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
+    pub request_timeout_ms: u64,
+    /// Most HTTP requests in flight; more are refused at once (503 `overloaded`).
+    #[arg(long, env = "ATS_MAX_CONCURRENT_REQUESTS", default_value_t = 512)]
+    pub max_concurrent_requests: usize,
     #[command(flatten)]
     pub log: LogArgs,
 }
@@ -31,17 +41,81 @@ pub struct Args {
 pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
     let paths = args.log.resolve(&config);
     let bind = args.bind.clone().unwrap_or_else(|| config.api.bind.clone());
-    let log = paths
-        .open_log(Duration::from_secs(args.connect_timeout))
-        .await?;
+    // Listen first: while the log connects (NATS may come up after us) `/healthz` answers and
+    // `/readyz` says why we are not ready, instead of a refused connection.
+    let listener = tokio::net::TcpListener::bind(&bind)
+        .await
+        .with_context(|| format!("cannot listen on {bind}"))?;
+    let address = listener.local_addr()?;
+    let (why, why_rx) = tokio::sync::watch::channel("opening the event log".to_owned());
+    let api: Arc<OnceLock<Router>> = Arc::new(OnceLock::new());
+    let front = front(api.clone(), ats_query_api::starting(why_rx));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate() => {}
+            }
+            let _ = stop.send(true);
+        }
+    });
+    let mut stopped_http = stopped.clone();
+    let http = tokio::spawn(
+        axum::serve(listener, front)
+            .with_graceful_shutdown(async move {
+                let _ = stopped_http.wait_for(|s| *s).await;
+            })
+            .into_future(),
+    );
+    let where_log = match &paths.jetstream {
+        None => format!("embedded log at {}", paths.data.join("log.redb").display()),
+        Some(js) => format!(
+            "JetStream stream {} at {} (intake subject {})",
+            js.stream,
+            js.url,
+            ats_ingest::intake::INTAKE_SUBJECT
+        ),
+    };
+    if paths.jetstream.is_some() {
+        // Not "listening on": scripts take that line to mean the API takes writes.
+        println!("ats-mafia analytics starting on http://{address}/ (/healthz is up; /readyz answers 503 until the event log is open)");
+    }
+
+    let mut stopped_early = stopped.clone();
+    let opened = tokio::select! {
+        opened = paths.open_log_reporting(Duration::from_secs(args.connect_timeout), |text| {
+            let _ = why.send(text.to_owned());
+        }) => opened,
+        _ = stopped_early.wait_for(|s| *s) => {
+            let _ = http.await;
+            println!("stopped before the event log was open");
+            return Ok(());
+        }
+    };
+    let log = match opened {
+        Ok(log) => log,
+        Err(err) => {
+            let _ = stop.send(true);
+            let _ = http.await;
+            return Err(err);
+        }
+    };
     let store = paths.open_store()?;
     if args.demo {
         seed_demo(log.as_ref()).await?;
     }
     let runtime = Runtime::start(store, log.clone(), ats_projections::all_projectors())
         .context("cannot start the projectors")?;
-    let state = ats_query_api::AppState::new(log.clone(), runtime.clone());
-    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut state = ats_query_api::AppState::new(log.clone(), runtime.clone());
+    state.budget_thresholds = config.analytics.alerts.budget_thresholds.clone();
+    state.performance_threshold = config.analytics.alerts.performance_threshold;
+    let scheduled = scheduled_reports(&config, args.demo)?;
+    state.http = ats_query_api::HttpLimits {
+        request_timeout: Duration::from_millis(args.request_timeout_ms.max(1)),
+        max_concurrent: args.max_concurrent_requests.max(1),
+    };
     let intake = match &paths.jetstream {
         Some(_) => {
             let client = nats_client(&log)?;
@@ -61,39 +135,46 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let listener = tokio::net::TcpListener::bind(&bind)
-        .await
-        .with_context(|| format!("cannot listen on {bind}"))?;
-    let address = listener.local_addr()?;
-    let where_log = match &paths.jetstream {
-        None => format!("embedded log at {}", paths.data.join("log.redb").display()),
-        Some(js) => format!(
-            "JetStream stream {} at {} (intake subject {})",
-            js.stream,
-            js.url,
-            ats_ingest::intake::INTAKE_SUBJECT
-        ),
-    };
+    let scheduler = (!scheduled.is_empty()).then(|| {
+        let state = state.clone();
+        let mut stopped = stopped.clone();
+        tokio::spawn(ats_query_api::auto_reports::run(
+            state,
+            scheduled,
+            async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            },
+        ))
+    });
+    // `set` fails only if it was set before, and nothing else sets it.
+    let _ = api.set(ats_query_api::app(state));
     println!("ats-mafia analytics listening on http://{address}/ (dashboard), API under /api, {where_log}");
     tracing::info!(%address, log = log.backend(), "serving");
-    let mut stopped_http = stopped.clone();
-    axum::serve(listener, ats_query_api::app(state))
-        .with_graceful_shutdown(async move {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = terminate() => {}
-                _ = stopped_http.wait_for(|s| *s) => {}
-            }
-        })
-        .await
-        .context("the HTTP server failed")?;
+    match http.await {
+        Ok(result) => result.context("the HTTP server failed")?,
+        Err(err) => anyhow::bail!("the HTTP server task failed: {err}"),
+    }
     let _ = stop.send(true);
-    if let Some(intake) = intake {
-        let _ = intake.await;
+    for task in [intake, scheduler].into_iter().flatten() {
+        let _ = task.await;
     }
     runtime.shutdown().await;
     println!("stopped; read models flushed");
     Ok(())
+}
+
+/// The router that is served from the first moment: the full API once `api` is set, the
+/// `starting` API (healthz up, 503 elsewhere) before.
+fn front(api: Arc<OnceLock<Router>>, starting: Router) -> Router {
+    Router::new().fallback(move |request: Request| {
+        let router = api.get().cloned().unwrap_or_else(|| starting.clone());
+        async move {
+            match router.oneshot(request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
+        }
+    })
 }
 
 #[cfg(unix)]
@@ -116,6 +197,28 @@ fn nats_client(log: &Arc<dyn EventLog>) -> anyhow::Result<async_nats::Client> {
     any.downcast_ref::<ats_ingest::jetstream::JetStreamLog>()
         .map(|js| js.client().clone())
         .ok_or_else(|| anyhow::anyhow!("the NATS intake needs the JetStream log"))
+}
+
+/// The scheduled reports of `analytics.reporting.auto_generate` (both with `--demo`).
+fn scheduled_reports(
+    config: &Config,
+    demo: bool,
+) -> anyhow::Result<Vec<ats_query_api::auto_reports::AutoReport>> {
+    use ats_query_api::auto_reports::AutoReport;
+    let mut kinds = config.analytics.reporting.auto_generate.clone();
+    if demo && kinds.is_empty() {
+        kinds = vec!["daily_summary".into(), "weekly_cost".into()];
+    }
+    kinds
+        .iter()
+        .map(|kind| {
+            AutoReport::parse(kind).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "analytics.reporting.auto_generate: unknown report {kind:?}, expected daily_summary or weekly_cost"
+                )
+            })
+        })
+        .collect()
 }
 
 /// Appends the demo history when the log is empty.

@@ -22,6 +22,10 @@ pub struct Server {
     /// Data directory.
     pub data: PathBuf,
     extra: Vec<String>,
+    /// Shell commands run before `exec ats-mafia …` (`ulimit`, `trap`), if any.
+    prefix: Option<String>,
+    /// File the server's stderr goes to (inherited when `None`).
+    stderr: Option<PathBuf>,
 }
 
 impl Server {
@@ -32,19 +36,54 @@ impl Server {
             url: String::new(),
             data: data.to_path_buf(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            prefix: None,
+            stderr: None,
+        };
+        server.spawn();
+        server
+    }
+
+    /// Starts `serve` as `sh -c "<prefix>; exec ats-mafia serve …"` (a resource limit, a
+    /// signal disposition), its stderr written to `stderr`; `restart` runs it the same way.
+    /// Returns as soon as the server listens, even while its log is still connecting ("starting
+    /// on": only `/healthz` and `/readyz` answer then).
+    pub fn start_wrapped(data: &Path, extra: &[&str], prefix: &str, stderr: &Path) -> Self {
+        let mut server = Self {
+            child: None,
+            url: String::new(),
+            data: data.to_path_buf(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            prefix: Some(prefix.to_owned()),
+            stderr: Some(stderr.to_path_buf()),
         };
         server.spawn();
         server
     }
 
     fn spawn(&mut self) {
-        let mut child = Command::new(binary())
+        let mut command = match &self.prefix {
+            None => Command::new(binary()),
+            Some(prefix) => {
+                let mut sh = Command::new("sh");
+                sh.arg("-c")
+                    .arg(format!("{prefix}; exec \"$0\" \"$@\""))
+                    .arg(binary());
+                sh
+            }
+        };
+        let stderr = match &self.stderr {
+            None => Stdio::inherit(),
+            Some(path) => std::fs::File::create(path)
+                .expect("cannot create the stderr file")
+                .into(),
+        };
+        let mut child = command
             .args(["serve", "--bind", "127.0.0.1:0", "--data"])
             .arg(&self.data)
             .args(&self.extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("cannot start ats-mafia");
         let stdout = child.stdout.take().expect("stdout is piped");
@@ -54,7 +93,11 @@ impl Server {
                 .next()
                 .expect("ats-mafia exited before listening")
                 .expect("unreadable stdout");
-            if let Some(rest) = line.split("listening on ").nth(1) {
+            let early = self
+                .prefix
+                .is_some()
+                .then(|| line.split("starting on ").nth(1));
+            if let Some(rest) = line.split("listening on ").nth(1).or(early.flatten()) {
                 break rest
                     .split_whitespace()
                     .next()

@@ -191,7 +191,7 @@ pub fn export_usage(tree: &sled::Tree, filter: &ExportFilter) -> Vec<UsageRecord
 }
 
 /// One CSV field, quoted when it holds a comma, a quote or a line break (RFC 4180).
-fn field(text: &str) -> String {
+pub fn field(text: &str) -> String {
     if text.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", text.replace('"', "\"\""))
     } else {

@@ -315,6 +315,22 @@ pub async fn set_budget(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<ReceiptBody>, ApiError> {
+    // Budgets without thresholds get the configured ones, recorded in the event.
+    let body = match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(serde_json::Value::Object(mut data)) => {
+            let missing = data
+                .get("thresholds")
+                .is_none_or(|t| t.as_array().is_some_and(Vec::is_empty));
+            if missing {
+                data.insert(
+                    "thresholds".into(),
+                    serde_json::json!(state.budget_thresholds),
+                );
+            }
+            Bytes::from(serde_json::Value::Object(data).to_string())
+        }
+        _ => body,
+    };
     append_intent(&state, EventKind::BudgetSet, &headers, &body)
         .await
         .map(Json)
@@ -345,7 +361,8 @@ pub struct CompareRequest {
     pub methods: Vec<TrainingMethod>,
 }
 
-fn invalid_body(err: serde_json::Error) -> ApiError {
+/// A body that does not deserialize: 400 with serde's message, without its position.
+pub(crate) fn invalid_body(err: serde_json::Error) -> ApiError {
     let text = err.to_string();
     ApiError::BadRequest {
         code: "invalid_body",

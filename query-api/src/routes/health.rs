@@ -24,7 +24,8 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok"}))
 }
 
-/// Ready when the log answers and every projector is live (caught up).
+/// Ready when the log answers, can take writes ([`ats_ingest::EventLog::health`]: NATS
+/// connected, the last embedded commit succeeded) and every projector is live (caught up).
 #[utoipa::path(get, path = "/readyz", tag = "health",
     responses((status = 200, description = "Ready"), (status = 503, description = "Not ready")))]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
@@ -38,6 +39,9 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             serde_json::json!({"name": s.name, "state": s.state, "position": s.position, "lag_events": s.lag_events})
         })
         .collect();
+    // Reads can work while writes cannot (NATS away with a cached head, a disk that refused
+    // the last commit): the log's own health counts too.
+    let log = state.log.health().and(log);
     let ready = log
         .as_ref()
         .is_ok_and(|head| state.runtime.caught_up(*head));
@@ -138,4 +142,27 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         let _ = writeln!(out, "ats_projector_up{{projector=\"{}\"}} {live}", s.name);
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}
+
+/// The API of a process still connecting to its log (`serve --nats` before NATS answers):
+/// `/healthz` is up, `/readyz` and everything else answer 503 with `why` (updated by the
+/// caller on each attempt), so orchestrators see a live process that is not ready yet.
+pub fn starting(why: tokio::sync::watch::Receiver<String>) -> Router {
+    let not_ready = move || {
+        let why = why.borrow().clone();
+        async move {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({"ready": false, "log": {"error": why}, "projectors": []})),
+            )
+        }
+    };
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(not_ready))
+        .fallback(|| async {
+            crate::ApiError::Unavailable(
+                "starting: the event log is not connected yet; see /readyz".into(),
+            )
+        })
 }

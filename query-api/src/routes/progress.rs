@@ -90,6 +90,8 @@ pub struct LeaderboardParams {
     pub board: Option<String>,
     /// The skill of a `skill` leaderboard.
     pub skill_name: Option<String>,
+    /// The category of a `custom` leaderboard (fed by `ats.leaderboard.scored`).
+    pub category: Option<String>,
     /// Rows returned (default 10, at most 1,000).
     pub limit: Option<usize>,
     /// Only members of this team.
@@ -131,8 +133,35 @@ pub struct SkillLeaderboard {
     pub entries: Vec<SkillLeaderboardEntry>,
 }
 
+/// The body for `type=custom`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CustomLeaderboard {
+    /// Always `custom`.
+    #[serde(rename = "type")]
+    pub board: &'static str,
+    /// The category.
+    pub category: String,
+    /// The team filter, when one was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    /// Rows by score, best first; ties broken by operator id.
+    pub entries: Vec<progress::CustomLeaderboardEntry>,
+}
+
 /// Most rows one leaderboard request returns.
 const MAX_LIMIT: usize = 1000;
+
+/// `limit` (default 10), refused above [`MAX_LIMIT`].
+fn checked_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    let limit = limit.unwrap_or(10);
+    if limit > MAX_LIMIT {
+        return Err(ApiError::BadRequest {
+            code: "invalid_parameter",
+            message: format!("limit: {limit} is above the maximum {MAX_LIMIT}"),
+        });
+    }
+    Ok(limit)
+}
 
 /// Seed endpoint 10: the top operators by XP (the seed's shape: `rank`, `operator_id`, `name`,
 /// `xp`, `level`), by activity (`total_sessions`, `total_hours` rounded to 0.1), or by level,
@@ -148,17 +177,20 @@ pub async fn leaderboard(
     let name = params.board.as_deref().unwrap_or("xp");
     let board = match Board::parse(name) {
         Some(board) => Some(board),
-        None if name == "skill" => None,
+        None if name == "skill" || name == "custom" => None,
         None => {
             return Err(ApiError::BadRequest {
                 code: "invalid_parameter",
                 message: format!(
-                    "type: Invalid leaderboard type: {name} (expected one of {}, skill)",
+                    "type: Invalid leaderboard type: {name} (expected one of {}, skill, custom)",
                     Board::ALL.map(Board::as_str).join(", ")
                 ),
             })
         }
     };
+    if name == "custom" {
+        return custom_leaderboard(&state, &params).await;
+    }
     let skill = match (board, params.skill_name) {
         (None, None) => {
             return Err(ApiError::BadRequest {
@@ -168,13 +200,7 @@ pub async fn leaderboard(
         }
         (_, skill) => skill.unwrap_or_default(),
     };
-    let limit = params.limit.unwrap_or(10);
-    if limit > MAX_LIMIT {
-        return Err(ApiError::BadRequest {
-            code: "invalid_parameter",
-            message: format!("limit: {limit} is above the maximum {MAX_LIMIT}"),
-        });
-    }
+    let limit = checked_limit(params.limit)?;
     ReadParams {
         as_of: None,
         min_position: params.min_position,
@@ -200,6 +226,36 @@ pub async fn leaderboard(
             .as_deref()
             .map(|op| progress::rank(&tree, board, team, op)),
         team: params.team,
+    })
+    .into_response())
+}
+
+/// `type=custom&category=…`: a category fed by `ats.leaderboard.scored`.
+async fn custom_leaderboard(
+    state: &AppState,
+    params: &LeaderboardParams,
+) -> Result<Response, ApiError> {
+    let category = params
+        .category
+        .clone()
+        .ok_or_else(|| ApiError::BadRequest {
+            code: "invalid_parameter",
+            message: "category: required for a custom leaderboard".into(),
+        })?;
+    let limit = checked_limit(params.limit)?;
+    ReadParams {
+        as_of: None,
+        min_position: params.min_position,
+    }
+    .settle(state)
+    .await?;
+    let tree = progress_tree(state)?;
+    let entries = progress::custom_leaderboard(&tree, &category, params.team.as_deref(), limit);
+    Ok(Json(CustomLeaderboard {
+        board: "custom",
+        category,
+        team: params.team.clone(),
+        entries,
     })
     .into_response())
 }

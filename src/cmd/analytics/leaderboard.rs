@@ -17,6 +17,9 @@ pub struct Args {
     /// The skill of `--category skill`.
     #[arg(short = 's', long)]
     skill: Option<String>,
+    /// A custom category fed by `ats.leaderboard.scored` (instead of `--category`).
+    #[arg(long, conflicts_with_all = ["category", "skill"])]
+    custom: Option<String>,
     /// Rows shown.
     #[arg(short = 'l', long, default_value_t = 10)]
     limit: usize,
@@ -49,7 +52,19 @@ pub struct SkillLeaderboard {
     pub entries: Vec<SkillLeaderboardEntry>,
 }
 
+/// A custom leaderboard as the API serves it.
+#[derive(Serialize, Deserialize)]
+pub struct CustomLeaderboard {
+    /// The category.
+    pub category: String,
+    /// Rows, best first.
+    pub entries: Vec<progress::CustomLeaderboardEntry>,
+}
+
 pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
+    if let Some(category) = args.custom.clone() {
+        return run_custom(args, category, config).await;
+    }
     if args.category == "skill" {
         return run_skill(args, config).await;
     }
@@ -179,5 +194,39 @@ async fn run_skill(args: Args, config: Config) -> anyhow::Result<()> {
         ]);
     }
     println!("{out}{table}");
+    Ok(())
+}
+
+async fn run_custom(args: Args, category: String, config: Config) -> anyhow::Result<()> {
+    let mut path = format!(
+        "/api/analytics/leaderboard?type=custom&category={category}&limit={}",
+        args.limit
+    );
+    if let Some(team) = &args.team {
+        path.push_str(&format!("&team={team}"));
+    }
+    let team = args.team.clone();
+    let board: CustomLeaderboard = args
+        .read
+        .source
+        .fetch(&config, progress::NAME, &path, |tree| {
+            Ok(CustomLeaderboard {
+                entries: progress::custom_leaderboard(tree, &category, team.as_deref(), args.limit),
+                category: category.clone(),
+            })
+        })
+        .await?;
+    if args.read.json() {
+        return print_json(&board);
+    }
+    let mut table = Table::new();
+    table.set_header(["Rank", "Operator", "Score"]);
+    for e in &board.entries {
+        table.add_row([e.rank.to_string(), e.name.clone(), format!("{}", e.score)]);
+    }
+    print!(
+        "{}\n{table}\n",
+        banner(&format!("Leaderboard - {}", board.category.to_uppercase()))
+    );
     Ok(())
 }

@@ -6,12 +6,15 @@ mod benchmark;
 mod budget;
 mod certification;
 mod cost_report;
+mod dashboard;
+mod export_report;
 mod forecast;
 mod goal;
 mod leaderboard;
 mod milestone;
 mod operator_stats;
 mod progress;
+mod report;
 mod session_analysis;
 mod skill_gap;
 mod training_plan;
@@ -137,6 +140,13 @@ pub enum Command {
     /// Benchmarks: set, list, compare an operator.
     #[command(subcommand)]
     Benchmark(benchmark::Command),
+    /// System overview: running sessions, week cost, trends, top performers, alerts.
+    Dashboard(dashboard::Args),
+    /// Generate a report through a running server and write it to a file.
+    ExportReport(export_report::Args),
+    /// Stored reports: list, show, delete.
+    #[command(subcommand)]
+    Report(report::Command),
 }
 
 /// Prints `value` as pretty JSON.
@@ -173,6 +183,9 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Goal(command) => goal::run(command, config).await,
         Command::Milestone(command) => milestone::run(command, config).await,
         Command::Certification(command) => certification::run(command, config).await,
+        Command::Dashboard(args) => dashboard::run(args, config).await,
+        Command::ExportReport(args) => export_report::run(args, config).await,
+        Command::Report(command) => report::run(command, config).await,
     }
 }
 
@@ -245,6 +258,23 @@ impl Source {
         let log = paths.open_log(Duration::from_secs(10)).await?;
         let store = paths.open_store()?;
         catch_up(&store, log, name).await
+    }
+
+    /// Like [`Self::local_tree`] for several projectors, over one open log and store (a
+    /// second open of the same store would be refused by its lock).
+    pub async fn local_trees(
+        &self,
+        config: &Config,
+        names: &[&str],
+    ) -> anyhow::Result<Vec<sled::Tree>> {
+        let paths = self.log.resolve(config);
+        let log = paths.open_log(Duration::from_secs(10)).await?;
+        let store = paths.open_store()?;
+        let mut trees = Vec::with_capacity(names.len());
+        for name in names {
+            trees.push(catch_up(&store, log.clone(), name).await?);
+        }
+        Ok(trees)
     }
 
     /// GETs `path` from the server at `url` as JSON; a 404 becomes `not_found`'s message.

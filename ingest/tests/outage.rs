@@ -1,0 +1,90 @@
+//! The JetStream log while its nats-server is away: appends fail fast with
+//! `LogError::Unavailable` (never a hang, never a false success), `health()` says so, and
+//! both recover by themselves when the server is back on the same port and store.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking, with the reason
+
+use std::time::{Duration, Instant};
+
+use ats_events::cloudevents::event_id;
+use ats_events::{Envelope, Payload, SkillAssessed, Timestamp};
+use ats_ingest::jetstream::{JetStreamConfig, JetStreamLog};
+use ats_ingest::testkit::NatsServer;
+use ats_ingest::{EventLog, LogError};
+
+fn assessed(n: u32) -> Envelope {
+    Envelope::new(
+        event_id(&format!("outage-{n}")),
+        Timestamp::from_micros(1_700_000_000_000_000),
+        "tests",
+        Payload::SkillAssessed(SkillAssessed {
+            operator_id: "op_1".into(),
+            skill: "recon".into(),
+            score: 0.5,
+        }),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_fail_fast_while_nats_is_down_and_recover_after() {
+    let mut nats = NatsServer::start();
+    let log = JetStreamLog::connect(JetStreamConfig {
+        url: nats.url(),
+        request_timeout: Duration::from_secs(1),
+        ..JetStreamConfig::default()
+    })
+    .await
+    .unwrap();
+    log.append(vec![assessed(0)]).await.unwrap();
+    assert!(log.health().is_ok());
+
+    nats.kill();
+    // Every append while the server is away fails, within the request timeout.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut attempts = 0;
+    while log.health().is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "the client never noticed the outage"
+        );
+        let started = Instant::now();
+        let result = log.append(vec![assessed(1)]).await;
+        assert!(
+            matches!(result, Err(LogError::Unavailable(_))),
+            "{result:?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(3));
+        attempts += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let started = Instant::now();
+    let refused = log.append(vec![assessed(1)]).await;
+    let took = started.elapsed();
+    assert!(
+        matches!(&refused, Err(LogError::Unavailable(m)) if m.starts_with("not connected to NATS")),
+        "{refused:?}"
+    );
+    assert!(took < Duration::from_millis(100), "took {took:?}");
+    assert!(log.head().await.is_err(), "reads fail fast too");
+
+    nats.restart();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while log.health().is_err() {
+        assert!(Instant::now() < deadline, "the client never reconnected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    log.append(vec![assessed(1)]).await.unwrap();
+    // A retry of the event acknowledged before the outage is a duplicate (single-event
+    // records carry the event id as `Nats-Msg-Id`; this log runs without an id index).
+    let outcome = log.append(vec![assessed(0)]).await.unwrap();
+    assert_eq!(
+        outcome.duplicates.len(),
+        1,
+        "the event from before the outage"
+    );
+    let events = log.read(0, 10).await.unwrap();
+    assert_eq!(events.len(), 2, "each event once");
+    println!(
+        "outage at the log: {attempts} appends refused while the client still thought it was connected, then refused in {took:?}; reconnected; 2 events, each once"
+    );
+}

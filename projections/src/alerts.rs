@@ -1,0 +1,375 @@
+//! Alerts (§B8.6, issue 7): budget, performance, anomaly and dead-letter alerts, and their
+//! acknowledgements (`alerts_v1`).
+//!
+//! An alert is a *condition* that holds as of an instant, so alerts are evaluated at query
+//! time from the read models that already hold their inputs, and clear by themselves when the
+//! condition does (auto-resolve):
+//! - budget: the crossings `costs_v1` stores, while the budget's current period and arm are the
+//!   ones that fired (a new period or a raised budget resolves them);
+//! - performance: an operator's mean score over their last [`RECENT_SESSIONS`] sessions
+//!   (started by `as_of`, from `profiles_v1`) below the configured threshold — a fold cannot
+//!   read configuration, and the threshold may change without a replay;
+//! - anomaly: spend anomalies of `as_of`'s day (`costs::anomalies::detect`);
+//! - dead letter: each event a projector refused (from the runtime, not a tree).
+//!
+//! The only state of its own is the acknowledgements: `alerts_v1` folds
+//! `ats.alert.acknowledged` into `ack/<alert id>`. Alert ids are UUID v5 of the condition, so
+//! an acknowledgement names one crossing, one anomalous day or one dead letter for good, and
+//! the same log gives the same ids.
+
+use std::collections::BTreeMap;
+
+use ats_events::cloudevents::event_id;
+use ats_events::{BudgetPeriod, Envelope, Payload, Timestamp};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use utoipa::ToSchema;
+
+use crate::costs::anomalies::{self, Severity};
+use crate::costs::budgets::{self, period_key};
+use crate::dashboard::ReadModels;
+use crate::profiles::{self, decode};
+use crate::runtime::{ApplyError, DeadLetter, Projector};
+use crate::view::View;
+
+/// The projector's name (with its version).
+pub const NAME: &str = "alerts_v1";
+
+/// Sessions in an operator's "recent average" for performance alerts.
+pub const RECENT_SESSIONS: usize = 5;
+
+/// `analytics.alerts.performance_threshold` when not configured.
+pub const DEFAULT_PERFORMANCE_THRESHOLD: f64 = 0.6;
+
+/// Seed `AlertPriority`; sorts most urgent first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertPriority {
+    /// Needs action now.
+    Critical,
+    /// Soon.
+    High,
+    /// Worth a look.
+    Medium,
+    /// Informational.
+    Low,
+}
+
+impl AlertPriority {
+    /// Every priority, most urgent first.
+    pub const ALL: [AlertPriority; 4] = [Self::Critical, Self::High, Self::Medium, Self::Low];
+
+    /// The wire string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Critical => "critical",
+            Self::High => "high",
+            Self::Medium => "medium",
+            Self::Low => "low",
+        }
+    }
+
+    /// Parses a wire string.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == text)
+    }
+}
+
+/// Seed `AlertType` (the kinds this engine raises).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertType {
+    /// A budget threshold was crossed in the current period.
+    BudgetWarning,
+    /// An operator's recent average score is below the threshold.
+    PerformanceIssue,
+    /// A day's spend is above its robust upper bound.
+    AnomalyDetected,
+    /// A projector refused an event.
+    SystemHealth,
+}
+
+/// Seed `Alert.to_dict()`; `created_at` is the time of the condition (never the clock).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Alert {
+    /// UUID v5 of the condition.
+    pub id: String,
+    /// Kind.
+    pub alert_type: AlertType,
+    /// Priority.
+    pub priority: AlertPriority,
+    /// Title.
+    pub title: String,
+    /// Message.
+    pub message: String,
+    /// Numbers behind it.
+    #[schema(value_type = Object)]
+    pub details: BTreeMap<String, Value>,
+    /// When the condition arose (RFC 3339; null for dead letters, which carry a position).
+    pub created_at: Option<String>,
+    /// Always false in lists of active alerts.
+    pub acknowledged: bool,
+    /// The operator concerned, if any.
+    pub operator_id: Option<String>,
+}
+
+/// An acknowledgement as folded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Acknowledgement {
+    /// Who acknowledged.
+    pub by: Option<String>,
+    /// `occurred_at` of the event.
+    pub at: Timestamp,
+}
+
+fn ack_key(alert_id: &str) -> Vec<u8> {
+    [b"ack/", alert_id.as_bytes()].concat()
+}
+
+/// Folds `ats.alert.acknowledged`; the first acknowledgement of an id stands.
+pub struct AlertsProjector;
+
+impl Projector for AlertsProjector {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn apply(&self, view: &mut View<'_>, event: &Envelope) -> Result<(), ApplyError> {
+        if let Payload::AlertAcknowledged(p) = &event.payload {
+            let key = ack_key(&p.alert_id);
+            if view.get::<Acknowledgement>(&key)?.is_none() {
+                view.put(
+                    &key,
+                    Acknowledgement {
+                        by: p.by.clone(),
+                        at: event.occurred_at,
+                    },
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether `alert_id` was acknowledged.
+pub fn acknowledged(tree: &sled::Tree, alert_id: &str) -> bool {
+    tree.get(ack_key(alert_id))
+        .ok()
+        .flatten()
+        .and_then(|v| decode::<Acknowledgement>(&v))
+        .is_some()
+}
+
+fn alert_id(condition: &str) -> String {
+    event_id(&format!("alert:{condition}")).to_string()
+}
+
+fn budget_alerts(models: &ReadModels, as_of: Timestamp, out: &mut Vec<Alert>) {
+    for status in budgets::budgets(&models.costs, as_of) {
+        let budget = &status.budget;
+        // A `none` period budget never rolls over: its alerts hold while its arm does.
+        let current = match budget.period {
+            BudgetPeriod::None => "all".to_owned(),
+            period => period_key(period, as_of),
+        };
+        for alert in &status.alerts {
+            if alert.arm != budget.arm || alert.period != current || alert.triggered_at > as_of {
+                continue;
+            }
+            let scope = format!("{:?}", alert.scope).to_lowercase();
+            let entity = alert.entity_id.clone().unwrap_or_default();
+            let priority = if alert.threshold >= 1.0 {
+                AlertPriority::Critical
+            } else if alert.threshold >= 0.9 {
+                AlertPriority::High
+            } else {
+                AlertPriority::Medium
+            };
+            out.push(Alert {
+                id: alert_id(&format!(
+                    "budget:{scope}:{entity}:{}:{}:{}",
+                    alert.threshold, alert.period, alert.arm
+                )),
+                alert_type: AlertType::BudgetWarning,
+                priority,
+                title: if entity.is_empty() {
+                    format!("Budget {:.0}% reached: {scope}", alert.threshold * 100.0)
+                } else {
+                    format!(
+                        "Budget {:.0}% reached: {scope} {entity}",
+                        alert.threshold * 100.0
+                    )
+                },
+                message: format!(
+                    "Budget alert for {}: ${:.2} / ${:.2} ({:.1}%)",
+                    if entity.is_empty() { "global" } else { &entity },
+                    alert.spent,
+                    alert.budget,
+                    alert.percentage
+                ),
+                details: BTreeMap::from([
+                    ("scope".into(), json!(scope)),
+                    ("entity_id".into(), json!(alert.entity_id)),
+                    ("threshold".into(), json!(alert.threshold)),
+                    ("period".into(), json!(alert.period)),
+                    ("spent".into(), json!(alert.spent)),
+                    ("budget".into(), json!(alert.budget)),
+                    ("percentage".into(), json!(alert.percentage)),
+                ]),
+                created_at: Some(alert.triggered_at.to_rfc3339()),
+                acknowledged: false,
+                operator_id: (scope == "profile").then(|| entity.clone()),
+            });
+        }
+    }
+}
+
+fn performance_alerts(models: &ReadModels, threshold: f64, as_of: Timestamp, out: &mut Vec<Alert>) {
+    for operator in profiles::operator_ids(&models.profiles) {
+        // The latest sessions are read first; all of them only when some started after
+        // `as_of` (a question about the past).
+        let mut recent = profiles::sessions(&models.profiles, &operator, RECENT_SESSIONS);
+        if recent.iter().any(|s| s.data.start_time > as_of) {
+            recent = profiles::sessions(&models.profiles, &operator, 0)
+                .into_iter()
+                .filter(|s| s.data.start_time <= as_of)
+                .take(RECENT_SESSIONS)
+                .collect();
+        }
+        let Some(latest) = recent.first() else {
+            continue;
+        };
+        let scores: Vec<f64> = recent.iter().map(|s| s.data.score).collect();
+        let average = crate::analytics::mean(&scores);
+        if average >= threshold {
+            continue;
+        }
+        out.push(Alert {
+            // Keyed by the latest session: a new low session is a new alert to acknowledge.
+            id: alert_id(&format!(
+                "performance:{operator}:{}",
+                latest.data.session_id
+            )),
+            alert_type: AlertType::PerformanceIssue,
+            priority: AlertPriority::High,
+            title: format!("Low recent performance: {operator}"),
+            message: format!(
+                "Average score {average:.2} over the last {} sessions is below {threshold:.2}",
+                recent.len()
+            ),
+            details: BTreeMap::from([
+                ("average_score".into(), json!(average)),
+                ("sessions".into(), json!(recent.len())),
+                ("threshold".into(), json!(threshold)),
+                ("latest_session_id".into(), json!(latest.data.session_id)),
+            ]),
+            created_at: Some(latest.data.end_time.to_rfc3339()),
+            acknowledged: false,
+            operator_id: Some(operator),
+        });
+    }
+}
+
+fn anomaly_alerts(models: &ReadModels, as_of: Timestamp, out: &mut Vec<Alert>) {
+    for anomaly in anomalies::detect(&models.costs, 1, as_of) {
+        let priority = match anomaly.severity {
+            Severity::High => AlertPriority::High,
+            Severity::Medium => AlertPriority::Medium,
+            Severity::Low => AlertPriority::Low,
+        };
+        let series = if anomaly.value.is_empty() {
+            anomaly.dimension.clone()
+        } else {
+            format!("{} {}", anomaly.dimension, anomaly.value)
+        };
+        out.push(Alert {
+            id: alert_id(&format!(
+                "anomaly:{}:{}:{}",
+                anomaly.dimension, anomaly.value, anomaly.day
+            )),
+            alert_type: AlertType::AnomalyDetected,
+            priority,
+            title: format!("Cost anomaly on {}: {series}", anomaly.day),
+            message: format!(
+                "Spend ${:.2} against ${:.2} expected (upper bound ${:.2})",
+                anomaly.actual, anomaly.expected, anomaly.upper_bound
+            ),
+            details: BTreeMap::from([
+                ("dimension".into(), json!(anomaly.dimension)),
+                ("value".into(), json!(anomaly.value)),
+                ("day".into(), json!(anomaly.day)),
+                ("actual".into(), json!(anomaly.actual)),
+                ("expected".into(), json!(anomaly.expected)),
+                ("upper_bound".into(), json!(anomaly.upper_bound)),
+            ]),
+            created_at: Some(format!("{}T00:00:00Z", anomaly.day)),
+            acknowledged: false,
+            operator_id: (anomaly.dimension == "profile").then(|| anomaly.value.clone()),
+        });
+    }
+}
+
+fn dead_letter_alerts(dead_letters: &[DeadLetter], out: &mut Vec<Alert>) {
+    for dead in dead_letters {
+        out.push(Alert {
+            id: alert_id(&format!("dead_letter:{}:{}", dead.projector, dead.position)),
+            alert_type: AlertType::SystemHealth,
+            priority: AlertPriority::High,
+            title: format!("Event refused by {}", dead.projector),
+            message: dead.error.clone(),
+            details: BTreeMap::from([
+                ("projector".into(), json!(dead.projector)),
+                ("position".into(), json!(dead.position)),
+                ("event_id".into(), json!(dead.event_id)),
+                ("kind".into(), json!(dead.kind)),
+            ]),
+            created_at: None,
+            acknowledged: false,
+            operator_id: None,
+        });
+    }
+}
+
+/// Every alert whose condition holds as of `as_of`, acknowledged or not, sorted by priority,
+/// then `created_at` (dead letters last within a priority), then id.
+pub fn current_alerts(
+    models: &ReadModels,
+    dead_letters: &[DeadLetter],
+    performance_threshold: f64,
+    as_of: Timestamp,
+) -> Vec<Alert> {
+    let mut out = Vec::new();
+    budget_alerts(models, as_of, &mut out);
+    performance_alerts(models, performance_threshold, as_of, &mut out);
+    anomaly_alerts(models, as_of, &mut out);
+    dead_letter_alerts(dead_letters, &mut out);
+    out.sort_by(|a, b| {
+        (a.priority, a.created_at.is_none(), &a.created_at, &a.id).cmp(&(
+            b.priority,
+            b.created_at.is_none(),
+            &b.created_at,
+            &b.id,
+        ))
+    });
+    out
+}
+
+/// The unacknowledged ones of `alerts`, filtered by priority and operator (seed
+/// `get_active_alerts`).
+pub fn active(
+    alerts_tree: &sled::Tree,
+    alerts: Vec<Alert>,
+    priority: Option<AlertPriority>,
+    operator: Option<&str>,
+) -> Vec<Alert> {
+    alerts
+        .into_iter()
+        .filter(|a| !acknowledged(alerts_tree, &a.id))
+        .filter(|a| priority.is_none_or(|p| a.priority == p))
+        .filter(|a| operator.is_none_or(|o| a.operator_id.as_deref() == Some(o)))
+        .collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a test fails by panicking
+mod tests;

@@ -1,0 +1,184 @@
+//! Alerts hold while their condition does, and an acknowledgement hides one for good.
+
+use ats_events::cloudevents::event_id;
+use ats_events::{AlertAcknowledged, Envelope, Payload};
+
+use super::*;
+use crate::activity::tests::{completed, fold_with, t};
+use crate::dashboard::tests::{as_of, budget, history, models};
+
+fn kinds(alerts: &[Alert]) -> Vec<(AlertType, AlertPriority, Option<&str>)> {
+    alerts
+        .iter()
+        .map(|a| (a.alert_type, a.priority, a.operator_id.as_deref()))
+        .collect()
+}
+
+#[test]
+fn history_raises_budget_and_performance_alerts() {
+    let m = models(&history());
+    let alerts = current_alerts(&m, &[], DEFAULT_PERFORMANCE_THRESHOLD, as_of());
+    // op_a's $5 on 11-03 crosses 75 %, 90 % and 100 % of $4 at once; op_b's only session
+    // scored 0.4 < 0.6; op_a's last sessions average (0.7 + 0.9 + 0.5) / 3 = 0.7.
+    assert_eq!(
+        kinds(&alerts),
+        [
+            (
+                AlertType::BudgetWarning,
+                AlertPriority::Critical,
+                Some("op_a")
+            ),
+            (AlertType::BudgetWarning, AlertPriority::High, Some("op_a")),
+            (
+                AlertType::PerformanceIssue,
+                AlertPriority::High,
+                Some("op_b")
+            ),
+            (
+                AlertType::BudgetWarning,
+                AlertPriority::Medium,
+                Some("op_a")
+            ),
+        ]
+    );
+    assert_eq!(
+        alerts[0].message,
+        "Budget alert for op_a: $5.00 / $4.00 (125.0%)"
+    );
+    assert_eq!(
+        alerts[0].created_at.as_deref(),
+        Some("2026-11-03T10:00:00Z")
+    );
+    assert_eq!(alerts[2].details["average_score"], json!(0.4));
+    // Ids are the condition's: the same history gives the same ids.
+    let again = current_alerts(&models(&history()), &[], 0.6, as_of());
+    assert_eq!(alerts, again);
+    // A higher threshold makes op_a's 0.7 an alert too.
+    let strict = current_alerts(&m, &[], 0.75, as_of());
+    assert_eq!(
+        strict
+            .iter()
+            .filter(|a| a.alert_type == AlertType::PerformanceIssue)
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn budget_alerts_resolve_in_a_new_period_and_when_raised() {
+    let m = models(&history());
+    let december = current_alerts(&m, &[], 0.0, t("2026-12-01T00:00:00Z"));
+    assert!(december.is_empty(), "{december:?}");
+    let mut raised = history();
+    raised.push(budget("b2", "2026-11-10T11:45:00Z", "op_a", 100.0));
+    let alerts = current_alerts(&models(&raised), &[], 0.0, as_of());
+    assert!(alerts.is_empty(), "{alerts:?}");
+}
+
+#[test]
+fn performance_alert_clears_when_recent_scores_recover() {
+    let mut events = history();
+    events.push(completed(
+        "s6",
+        "op_b",
+        "2026-11-10T11:50:00Z",
+        0.5,
+        1.0,
+        true,
+    ));
+    // op_b: (1.0 + 0.4) / 2 = 0.7.
+    let alerts = current_alerts(&models(&events), &[], 0.6, as_of());
+    assert!(alerts
+        .iter()
+        .all(|a| a.alert_type != AlertType::PerformanceIssue));
+}
+
+#[test]
+fn acknowledged_alerts_are_not_active_and_filters_apply() {
+    let m = models(&history());
+    let alerts = current_alerts(&m, &[], 0.6, as_of());
+    let performance_id = alerts[2].id.clone();
+    let ack = Envelope::new(
+        event_id("ack1"),
+        t("2026-11-10T11:59:00Z"),
+        "tests",
+        Payload::AlertAcknowledged(AlertAcknowledged {
+            alert_id: performance_id.clone(),
+            by: Some("lead".into()),
+        }),
+    );
+    let acks = fold_with(&AlertsProjector, &[ack]);
+    assert!(acknowledged(&acks, &performance_id));
+    let open = active(&acks, alerts.clone(), None, None);
+    assert_eq!(open.len(), 3);
+    assert!(open.iter().all(|a| a.id != performance_id));
+    let critical = active(&acks, alerts.clone(), Some(AlertPriority::Critical), None);
+    assert_eq!(critical.len(), 1);
+    assert!(active(&acks, alerts, None, Some("op_b")).is_empty());
+}
+
+#[test]
+fn dead_letters_are_system_health_alerts() {
+    let dead = DeadLetter {
+        projector: "profiles_v1".into(),
+        position: 7,
+        event_id: Some("e".into()),
+        kind: Some("ats.session.completed".into()),
+        error: "session s1 belongs to operator a, not b".into(),
+    };
+    let alerts = current_alerts(&models(&[]), &[dead], 0.6, as_of());
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].alert_type, AlertType::SystemHealth);
+    assert_eq!(alerts[0].message, "session s1 belongs to operator a, not b");
+    assert_eq!(alerts[0].details["position"], json!(7));
+}
+
+#[test]
+fn priorities_parse_their_wire_strings() {
+    assert_eq!(AlertPriority::parse("high"), Some(AlertPriority::High));
+    assert_eq!(AlertPriority::parse("urgent"), None);
+}
+
+#[test]
+fn performance_alerts_as_of_the_past_read_only_sessions_started_by_then() {
+    let m = models(&history());
+    let alerts = current_alerts(&m, &[], 0.75, t("2026-11-09T12:00:00Z"));
+    let performance: Vec<&Alert> = alerts
+        .iter()
+        .filter(|a| a.alert_type == AlertType::PerformanceIssue)
+        .collect();
+    // op_a: s1 (0.5) and s2 (0.9) had started; op_b's only session starts on the 10th.
+    assert_eq!(performance.len(), 1);
+    assert_eq!(performance[0].operator_id.as_deref(), Some("op_a"));
+    assert_eq!(performance[0].details["sessions"], json!(2));
+    assert_eq!(performance[0].details["latest_session_id"], json!("s2"));
+}
+
+#[test]
+fn budget_alerts_do_not_exist_before_their_crossing() {
+    let m = models(&history());
+    let alerts = current_alerts(&m, &[], 0.0, t("2026-11-02T00:00:00Z"));
+    assert!(alerts.is_empty(), "{alerts:?}");
+}
+
+#[test]
+fn a_spend_spike_is_an_anomaly_alert_on_its_day_only() {
+    use crate::dashboard::tests::usage;
+    let mut events = Vec::new();
+    for day in 0..30 {
+        let at = t("2026-10-10T12:00:00Z").plus_seconds(day * 86_400);
+        events.push(usage(&format!("d{day}"), &at.to_rfc3339(), "op_a", 1.0));
+    }
+    events.push(usage("spike", "2026-11-09T12:00:00Z", "op_a", 10.0));
+    let m = models(&events);
+    let spike_day = current_alerts(&m, &[], 0.0, t("2026-11-09T18:00:00Z"));
+    let total = spike_day
+        .iter()
+        .find(|a| a.alert_type == AlertType::AnomalyDetected && a.details["dimension"] == "total")
+        .expect("the total's anomaly");
+    assert_eq!(total.priority, AlertPriority::High);
+    assert_eq!(total.created_at.as_deref(), Some("2026-11-09T00:00:00Z"));
+    assert!(current_alerts(&m, &[], 0.0, t("2026-11-10T18:00:00Z"))
+        .iter()
+        .all(|a| a.alert_type != AlertType::AnomalyDetected));
+}

@@ -1,0 +1,148 @@
+//! `analytics report list|show|delete`: stored reports. Reads work on the local data directory
+//! too; deleting appends `ats.report.deleted` through a running server.
+
+use anyhow::Context;
+use ats_projections::reports::{self, Report, ReportListItem};
+use comfy_table::Table;
+use serde::{Deserialize, Serialize};
+
+use super::{banner, print_json, Source};
+use crate::config::Config;
+
+/// Report commands.
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Stored reports, newest first.
+    List {
+        /// Only this report type.
+        #[arg(long = "type")]
+        report_type: Option<String>,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        source: Source,
+    },
+    /// One report's metadata and content.
+    Show {
+        /// Report id.
+        report_id: String,
+        /// JSON instead of a summary.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        source: Source,
+    },
+    /// Delete a report (appends `ats.report.deleted` through a running server).
+    Delete {
+        /// Report id.
+        report_id: String,
+        #[command(flatten)]
+        source: Source,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+struct ReportList {
+    reports: Vec<ReportListItem>,
+    count: usize,
+}
+
+pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::List {
+            report_type,
+            json,
+            source,
+        } => {
+            let path = match &report_type {
+                Some(t) => format!("/api/analytics/reports?report_type={t}"),
+                None => "/api/analytics/reports".to_owned(),
+            };
+            let list: ReportList = source
+                .fetch(&config, reports::NAME, &path, |tree| {
+                    let wanted = report_type
+                        .as_deref()
+                        .map(|t| serde_json::from_value(serde_json::json!(t)))
+                        .transpose()
+                        .map_err(|_| anyhow::anyhow!("--type: unknown report type"))?;
+                    let reports = reports::list(tree, wanted);
+                    Ok(ReportList {
+                        count: reports.len(),
+                        reports,
+                    })
+                })
+                .await?;
+            if json {
+                return print_json(&list);
+            }
+            let mut out = banner("Reports");
+            if list.reports.is_empty() {
+                out.push_str("No reports.\n");
+            } else {
+                let mut table = Table::new();
+                table.set_header(["Report ID", "Type", "Title", "Generated"]);
+                for r in &list.reports {
+                    table.add_row([
+                        r.id.clone(),
+                        serde_json::json!(r.report_type)
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_owned(),
+                        r.title.clone(),
+                        r.generated_at.clone(),
+                    ]);
+                }
+                out.push_str(&format!("{table}\n"));
+            }
+            print!("{out}");
+            Ok(())
+        }
+        Command::Show {
+            report_id,
+            json,
+            source,
+        } => {
+            let path = format!("/api/analytics/reports/{report_id}");
+            let report: Report = source
+                .fetch(&config, reports::NAME, &path, |tree| {
+                    reports::report(tree, &report_id)
+                        .with_context(|| format!("Report not found: {report_id}"))
+                })
+                .await?;
+            if json {
+                return print_json(&report);
+            }
+            print!(
+                "{}",
+                reports::render::render(&report, reports::render::Format::Markdown)
+            );
+            Ok(())
+        }
+        Command::Delete { report_id, source } => {
+            let url = source
+                .url
+                .as_deref()
+                .context("this command writes an event: pass --url of a running server")?;
+            let endpoint = format!(
+                "{}/api/analytics/reports/{report_id}",
+                url.trim_end_matches('/')
+            );
+            let response = reqwest::Client::new()
+                .delete(&endpoint)
+                .send()
+                .await
+                .with_context(|| format!("cannot reach {url}"))?;
+            let status = response.status();
+            let answer: serde_json::Value = response
+                .json()
+                .await
+                .context("the server's answer is not JSON")?;
+            if !status.is_success() {
+                anyhow::bail!("{}", answer["message"].as_str().unwrap_or("request failed"));
+            }
+            println!("Report {report_id} deleted.");
+            Ok(())
+        }
+    }
+}
