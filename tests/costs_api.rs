@@ -555,3 +555,73 @@ async fn configured_budget_thresholds_apply_to_api_budgets() {
     assert_eq!(by_scope("global"), json!([0.5, 1.0]));
     assert_eq!(by_scope("profile"), json!([0.8]));
 }
+
+/// The seed's statistics: all time, per model (OpenRouter names in the path), per session
+/// with its budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statistics_per_model_and_per_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    server.ready().await;
+    let events = json!([
+        usage("a", "2026-11-03T10:00:00Z", "openai/gpt-4o", "op_1", "s1", json!({})),
+        usage("b", "2026-11-03T10:01:00Z", "openai/gpt-4o", "op_1", "s1",
+              json!({"success": false, "error_message": "rate limited", "latency_ms": 80.0})),
+        usage("c", "2026-11-03T10:02:00Z", "openrouter/openai/gpt-4o", "op_2", "s2", json!({})),
+        {"specversion": "1.0", "id": "budget-s1", "type": "ats.budget.set", "source": "ops",
+         "time": "2026-11-03T09:00:00Z",
+         "data": {"scope": "session", "entity_id": "s1", "amount": 0.01}},
+    ]);
+    let (status, receipt) = server.post_events(&events).await;
+    assert_eq!(status, 200, "{receipt}");
+    let at = last_position(&receipt);
+
+    // gpt-4o: 1,000 in × $0.0025/1K + 500 out × $0.01/1K = $0.0075 a request.
+    let (status, model) = server
+        .get(&format!(
+            "/api/analytics/cost/models/openai/gpt-4o?min_position={at}"
+        ))
+        .await;
+    assert_eq!(status, 200, "{model}");
+    assert_eq!(model["model"], "openai/gpt-4o");
+    assert_eq!(model["total_requests"], 2);
+    assert_eq!(model["failed_requests"], 1);
+    assert_eq!(model["success_rate"], 0.5);
+    close(&model["total_cost"], 0.015);
+    assert_eq!(model["total_tokens"], 3000);
+    close(&model["average_cost_per_request"], 0.0075);
+    close(&model["average_latency_ms"], 100.0);
+    let (status, routed) = server
+        .get("/api/analytics/cost/models/openrouter/openai/gpt-4o")
+        .await;
+    assert_eq!(status, 200, "{routed}");
+    close(&routed["total_cost"], 0.0075);
+    let (status, missing) = server.get("/api/analytics/cost/models/acme/unknown").await;
+    assert_eq!(status, 404);
+    assert!(
+        missing["message"]
+            .as_str()
+            .unwrap()
+            .contains("No usage data"),
+        "{missing}"
+    );
+
+    let (_, stats) = server.get("/api/analytics/cost/statistics").await;
+    assert_eq!(stats["global_stats"]["total_requests"], 3);
+    assert_eq!(stats["active_sessions"], 2);
+    assert_eq!(stats["active_profiles"], 2);
+    assert_eq!(stats["models_used"], 2);
+    close(&stats["average_cost_per_request"], 0.0075);
+
+    let (_, session) = server.get("/api/analytics/cost/session/s1").await;
+    close(&session["total_cost"], 0.015);
+    assert_eq!(session["tokens"], json!({"input": 2000, "output": 1000}));
+    close(&session["breakdown_by_model"]["openai/gpt-4o"], 0.015);
+    close(&session["budget"], 0.01);
+    close(&session["remaining_budget"], 0.0);
+    assert_eq!(session["within_budget"], false);
+    let (_, none) = server.get("/api/analytics/cost/session/nothing").await;
+    assert_eq!(none["total_cost"], 0.0);
+    assert_eq!(none["within_budget"], true);
+    assert_eq!(none["budget"], Value::Null);
+}

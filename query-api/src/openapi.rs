@@ -22,7 +22,7 @@ use crate::state::AppState;
         progress::create_goal, progress::progress_goal, progress::list_milestones,
         progress::register_milestone, progress::list_certifications,
         progress::operator_certifications, progress::award_certification, progress::eligibility,
-        costs::models, costs::breakdown, costs::summary, costs::optimization,
+        costs::models, costs::statistics, costs::model_statistics, costs::session_costs, costs::breakdown, costs::summary, costs::optimization,
         costs::list_budgets, costs::set_budget, costs::roi, costs::anomalies, costs::forecast,
         costs::what_if, costs::budget_plan, costs::predict, costs::export_usage,
         aggregator::dashboard_data, aggregator::refresh, aggregator::trends,

@@ -761,6 +761,89 @@ pub fn model_usage(tree: &sled::Tree, model: &str) -> Option<Usage> {
     read(tree, &total_key(Dim::Model, model))
 }
 
+/// Seed `get_model_statistics(model)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ModelStatistics {
+    /// `provider/name`.
+    pub model: String,
+    /// Requests.
+    pub total_requests: u64,
+    /// Successful requests.
+    pub successful_requests: u64,
+    /// Failed requests.
+    pub failed_requests: u64,
+    /// successful / requests.
+    pub success_rate: f64,
+    /// USD.
+    pub total_cost: f64,
+    /// Input + output tokens.
+    pub total_tokens: u64,
+    /// cost / requests.
+    pub average_cost_per_request: f64,
+    /// Mean latency of the requests that reported one (0 when none did).
+    pub average_latency_ms: f64,
+}
+
+/// Seed `get_model_statistics(model)`; `None` without usage of the model.
+pub fn model_statistics(tree: &sled::Tree, model: &str) -> Option<ModelStatistics> {
+    let usage = model_usage(tree, model)?;
+    let per = |n: f64, d: u64| if d == 0 { 0.0 } else { n / d as f64 };
+    Some(ModelStatistics {
+        model: model.to_owned(),
+        total_requests: usage.requests,
+        successful_requests: usage.successful,
+        failed_requests: usage.failed,
+        success_rate: per(usage.successful as f64, usage.requests),
+        total_cost: usage.cost,
+        total_tokens: usage.input_tokens + usage.output_tokens,
+        average_cost_per_request: per(usage.cost, usage.requests),
+        average_latency_ms: per(usage.latency_ms_total, usage.latency_samples),
+    })
+}
+
+/// Seed `get_session_llm_costs(session)` (§B13.1) with the session budget as of `as_of`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SessionLlmCosts {
+    /// Session id.
+    pub session_id: String,
+    /// USD.
+    pub total_cost: f64,
+    /// `{input, output}` tokens.
+    pub tokens: BTreeMap<String, u64>,
+    /// Model → USD.
+    pub breakdown_by_model: BTreeMap<String, f64>,
+    /// The session budget (USD), if one is set.
+    pub budget: Option<f64>,
+    /// `max(0, budget − spent)`, if a budget is set.
+    pub remaining_budget: Option<f64>,
+    /// `spent < budget` (strict); true without a budget.
+    pub within_budget: bool,
+}
+
+/// The LLM costs of one session (zeros for a session without usage, as the seed).
+pub fn session_llm_costs(tree: &sled::Tree, session_id: &str, as_of: Timestamp) -> SessionLlmCosts {
+    let cost = session_cost(tree, session_id);
+    let total = cost.as_ref().map(|c| c.total.clone()).unwrap_or_default();
+    let status = budgets::budgets(tree, as_of).into_iter().find(|b| {
+        b.budget.scope == ats_events::BudgetScope::Session
+            && b.budget.entity_id.as_deref() == Some(session_id)
+    });
+    SessionLlmCosts {
+        session_id: session_id.to_owned(),
+        total_cost: total.cost,
+        tokens: BTreeMap::from([
+            ("input".to_owned(), total.input_tokens),
+            ("output".to_owned(), total.output_tokens),
+        ]),
+        breakdown_by_model: cost
+            .map(|c| c.by_model.into_iter().map(|(m, u)| (m, u.cost)).collect())
+            .unwrap_or_default(),
+        budget: status.as_ref().map(|s| s.budget.amount),
+        remaining_budget: status.as_ref().map(|s| s.remaining),
+        within_budget: status.is_none_or(|s| s.within_budget),
+    }
+}
+
 /// All-time usage of one profile.
 pub fn profile_usage(tree: &sled::Tree, profile: &str) -> Option<Usage> {
     read(tree, &total_key(Dim::Profile, profile))

@@ -14,9 +14,11 @@ use ats_projections::costs::optimizer::{
 use ats_projections::costs::planner::{self, BudgetPlan, CostPrediction, ExportFilter};
 use ats_projections::costs::registry::{self, ModelFilter, ModelInfo};
 use ats_projections::costs::what_if::{self, AssumedPrice, Repricing, WhatIf};
-use ats_projections::costs::{self, CostBreakdown, CostCategory, CostSummary};
+use ats_projections::costs::{
+    self, CostBreakdown, CostCategory, CostSummary, ModelStatistics, SessionLlmCosts, Statistics,
+};
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -44,6 +46,9 @@ pub fn router() -> Router<AppState> {
         .route("/api/analytics/cost/budget-plan", post(budget_plan))
         .route("/api/analytics/cost/predict", get(predict))
         .route("/api/analytics/cost/usage", get(export_usage))
+        .route("/api/analytics/cost/statistics", get(statistics))
+        .route("/api/analytics/cost/models/{*model}", get(model_statistics))
+        .route("/api/analytics/cost/session/{id}", get(session_costs))
 }
 
 fn costs_tree(state: &AppState) -> Result<sled::Tree, ApiError> {
@@ -227,6 +232,52 @@ pub struct SessionWindowParams {
     pub as_of: Option<String>,
     /// Wait (up to 5 s) until the projectors have applied this log position.
     pub min_position: Option<u64>,
+}
+
+/// Seed `CostTracker.get_statistics()`: all-time totals, sessions, profiles and models with
+/// usage, average cost per request and success rate.
+#[utoipa::path(get, path = "/api/analytics/cost/statistics", tag = "costs",
+    params(ReadParams), responses((status = 200, body = Statistics)))]
+pub async fn statistics(
+    State(state): State<AppState>,
+    Params(read): Params<ReadParams>,
+) -> Result<Json<Statistics>, ApiError> {
+    read.settle(&state).await?;
+    Ok(Json(costs::statistics(&costs_tree(&state)?)))
+}
+
+/// Seed `get_model_statistics`: requests, success rate, cost, tokens, average cost and latency
+/// of one model (`provider/name`, OpenRouter names included); 404 without usage.
+#[utoipa::path(get, path = "/api/analytics/cost/models/{model}", tag = "costs",
+    params(("model" = String, Path, description = "provider/name"), ReadParams),
+    responses((status = 200, body = ModelStatistics), (status = 404, body = ErrorBody)))]
+pub async fn model_statistics(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+    Params(read): Params<ReadParams>,
+) -> Result<Json<ModelStatistics>, ApiError> {
+    read.settle(&state).await?;
+    costs::model_statistics(&costs_tree(&state)?, &model)
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("No usage data for this model: {model}")))
+}
+
+/// Seed `get_session_llm_costs`: a session's LLM cost, tokens, cost by model and budget.
+#[utoipa::path(get, path = "/api/analytics/cost/session/{id}", tag = "costs",
+    params(("id" = String, Path, description = "Session id"), ReadParams),
+    responses((status = 200, body = SessionLlmCosts)))]
+pub async fn session_costs(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Params(read): Params<ReadParams>,
+) -> Result<Json<SessionLlmCosts>, ApiError> {
+    read.settle(&state).await?;
+    let as_of = read.as_of()?;
+    Ok(Json(costs::session_llm_costs(
+        &costs_tree(&state)?,
+        &id,
+        as_of,
+    )))
 }
 
 /// Seed endpoint 8: statistics, the five breakdowns and the optimizer's opportunities.
