@@ -229,14 +229,28 @@ impl Source {
         path: &str,
         body: &serde_json::Value,
     ) -> anyhow::Result<serde_json::Value> {
+        self.write_request(reqwest::Method::POST, path, Some(body))
+            .await
+    }
+
+    /// Sends a writing request (`POST`, `DELETE`) to the server; its JSON answer, or its
+    /// error message as the error.
+    pub async fn write_request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> anyhow::Result<serde_json::Value> {
         use anyhow::Context;
         let url = self.url.as_deref().ok_or_else(|| {
             anyhow::anyhow!("this command writes an event: pass --url of a running server")
         })?;
         let endpoint = format!("{}{path}", url.trim_end_matches('/'));
-        let response = reqwest::Client::new()
-            .post(&endpoint)
-            .json(body)
+        let mut request = reqwest::Client::new().request(method, &endpoint);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request
             .send()
             .await
             .with_context(|| format!("cannot reach {url}"))?;

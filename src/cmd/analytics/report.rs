@@ -120,27 +120,13 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Delete { report_id, source } => {
-            let url = source
-                .url
-                .as_deref()
-                .context("this command writes an event: pass --url of a running server")?;
-            let endpoint = format!(
-                "{}/api/analytics/reports/{report_id}",
-                url.trim_end_matches('/')
-            );
-            let response = reqwest::Client::new()
-                .delete(&endpoint)
-                .send()
-                .await
-                .with_context(|| format!("cannot reach {url}"))?;
-            let status = response.status();
-            let answer: serde_json::Value = response
-                .json()
-                .await
-                .context("the server's answer is not JSON")?;
-            if !status.is_success() {
-                anyhow::bail!("{}", answer["message"].as_str().unwrap_or("request failed"));
-            }
+            source
+                .write_request(
+                    reqwest::Method::DELETE,
+                    &format!("/api/analytics/reports/{report_id}"),
+                    None,
+                )
+                .await?;
             println!("Report {report_id} deleted.");
             Ok(())
         }
