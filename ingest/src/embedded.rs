@@ -30,6 +30,9 @@ pub struct EmbeddedLog {
     write_error: std::sync::Mutex<Option<String>>,
 }
 
+/// redb page cache for this file.
+const CACHE_BYTES: usize = 32 * 1024 * 1024;
+
 fn storage(err: impl std::fmt::Display) -> LogError {
     LogError::Storage(err.to_string())
 }
@@ -42,7 +45,10 @@ impl EmbeddedLog {
             std::fs::create_dir_all(dir)
                 .map_err(|e| LogError::Storage(format!("cannot create {}: {e}", dir.display())))?;
         }
-        let db = Database::create(path)
+        let db = redb::Builder::new()
+            // redb caches up to 1 GiB by default; the OS page cache does the rest.
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
             .map_err(|e| LogError::Storage(format!("cannot open {}: {e}", path.display())))?;
         // Create the tables so that readers never see them missing.
         let tx = db.begin_write().map_err(storage)?;

@@ -18,6 +18,9 @@ const IDS: TableDefinition<u128, (u64, u64)> = TableDefinition::new("event_ids")
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const CHECKPOINT: &str = "checkpoint";
 
+/// redb page cache for this file.
+const CACHE_BYTES: usize = 32 * 1024 * 1024;
+
 fn storage(err: impl std::fmt::Display) -> LogError {
     LogError::Storage(format!("event id index: {err}"))
 }
@@ -33,7 +36,11 @@ impl IdIndex {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(storage)?;
         }
-        let db = Database::create(path).map_err(storage)?;
+        let db = redb::Builder::new()
+            // redb caches up to 1 GiB by default; the OS page cache does the rest.
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(storage)?;
         let tx = db.begin_write().map_err(storage)?;
         tx.open_table(IDS).map_err(storage)?;
         tx.open_table(META).map_err(storage)?;

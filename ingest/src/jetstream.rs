@@ -30,6 +30,9 @@ use crate::log::{
 pub const INDEX_BITS: u32 = 16;
 /// Most events in one record.
 pub const MAX_RECORD_EVENTS: usize = 1 << INDEX_BITS;
+/// Records a subscription pulls (and hands on) at a time.
+const RECORDS_PER_PULL: i64 = 16;
+
 /// Header carrying the number of events in a record.
 pub const COUNT_HEADER: &str = "Ats-Count";
 
@@ -95,6 +98,8 @@ pub struct JetStreamLog {
     index: Option<Arc<IdIndex>>,
     /// The task feeding the index from the stream; aborted with the last handle.
     tail: Option<Arc<TailTask>>,
+    /// (last sequence, its record's event count), so `head` fetches each record once.
+    head_cache: Arc<std::sync::Mutex<Option<(u64, usize)>>>,
 }
 
 /// Aborts the index-feeding task when dropped.
@@ -236,6 +241,7 @@ impl JetStreamLog {
             client,
             index: None,
             tail: None,
+            head_cache: Arc::default(),
         })
     }
 
@@ -247,6 +253,7 @@ impl JetStreamLog {
         let reader = Arc::new(Self {
             index: None,
             tail: None,
+            head_cache: Arc::default(),
             context: self.context.clone(),
             config: self.config.clone(),
             client: self.client.clone(),
@@ -584,6 +591,15 @@ impl EventLog for JetStreamLog {
         if last == 0 {
             return Ok(0);
         }
+        // The head is the last event of the last record; its count is in the record's header.
+        // Fetching the record (up to a whole batch) on every call churned memory, so the count
+        // of the last sequence seen is remembered.
+        let known = self.head_cache.lock().ok().and_then(|c| *c);
+        if let Some((sequence, count)) = known {
+            if sequence == last {
+                return Ok(position(last, count.saturating_sub(1)));
+            }
+        }
         let stream = self.stream().await?;
         let count = match stream.get_raw_message(last).await {
             Ok(message) => message
@@ -593,6 +609,9 @@ impl EventLog for JetStreamLog {
                 .unwrap_or(1),
             Err(_) => 1,
         };
+        if let Ok(mut cache) = self.head_cache.lock() {
+            *cache = Some((last, count));
+        }
         Ok(position(last, count.saturating_sub(1)))
     }
 
@@ -631,6 +650,11 @@ impl EventLog for JetStreamLog {
                     deliver_policy: consumer::DeliverPolicy::ByStartSequence {
                         start_sequence: start,
                     },
+                    // A record holds up to a whole batch (1,000 events): pull few at a time so a
+                    // subscriber never buffers more than a few batches (the client's default
+                    // of 500 records was gigabytes of decoded events per projector).
+                    max_batch: RECORDS_PER_PULL,
+                    max_bytes: 8 * 1024 * 1024,
                     filter_subject: format!("{}.>", self.config.subject_prefix),
                     ..Default::default()
                 })
@@ -641,7 +665,9 @@ impl EventLog for JetStreamLog {
         })
         .map(move |result| match result {
             Ok(messages) => messages
-                .ready_chunks(max_batch.max(1))
+                // Records, not events: at most about `max_batch` events when records are batches
+                // of 1,000 (a fold holds its whole batch in memory).
+                .ready_chunks((max_batch / 1000).clamp(1, RECORDS_PER_PULL as usize))
                 .map(move |chunk| {
                     let mut out = Vec::new();
                     for message in chunk {
