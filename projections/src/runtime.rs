@@ -665,27 +665,33 @@ pub async fn rebuild_all(
     store: &Store,
     log: Arc<dyn EventLog>,
     projectors: Vec<Arc<dyn Projector>>,
-    mut progress: impl FnMut(&str, Position, Position),
+    progress: impl FnMut(&str, Position, Position),
 ) -> Result<Vec<(String, Position, String)>, String> {
     let target = log.head().await.map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    for projector in projectors {
-        let name = projector.name();
-        let old = store.active_generation(name).map_err(|e| e.to_string())?;
-        drop_superseded(store, name, old)?;
-        let fresh = old + 1;
-        let tree = store.tree(name, fresh).map_err(|e| e.to_string())?;
-        tree.clear().map_err(|e| e.to_string())?;
-        replay_into(projector.clone(), &tree, log.clone(), target, |p| {
-            progress(name, p, target)
-        })
-        .await?;
-        store
-            .set_active_generation(name, fresh)
-            .map_err(|e| e.to_string())?;
-        store.drop_tree(name, old).map_err(|e| e.to_string())?;
-        out.push((name.to_owned(), checkpoint(&tree), digest(&tree)));
-    }
+    // The projectors replay side by side (their folds run on blocking threads), so the
+    // rebuild uses every core; the progress callback is only called between awaits.
+    let progress = std::cell::RefCell::new(progress);
+    let jobs = projectors.into_iter().map(|projector| {
+        let (log, progress) = (log.clone(), &progress);
+        async move {
+            let name = projector.name();
+            let old = store.active_generation(name).map_err(|e| e.to_string())?;
+            drop_superseded(store, name, old)?;
+            let fresh = old + 1;
+            let tree = store.tree(name, fresh).map_err(|e| e.to_string())?;
+            tree.clear().map_err(|e| e.to_string())?;
+            replay_into(projector.clone(), &tree, log, target, |p| {
+                (progress.borrow_mut())(name, p, target)
+            })
+            .await?;
+            store
+                .set_active_generation(name, fresh)
+                .map_err(|e| e.to_string())?;
+            store.drop_tree(name, old).map_err(|e| e.to_string())?;
+            Ok::<_, String>((name.to_owned(), checkpoint(&tree), digest(&tree)))
+        }
+    });
+    let out = futures_util::future::try_join_all(jobs).await?;
     store.flush().map_err(|e| e.to_string())?;
     Ok(out)
 }

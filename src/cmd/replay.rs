@@ -34,13 +34,21 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let started = std::time::Instant::now();
+    let mut positions: std::collections::BTreeMap<String, u64> = ats_projections::all_projectors()
+        .iter()
+        .map(|p| (p.name().to_owned(), 0))
+        .collect();
     let results = ats_projections::runtime::rebuild_all(
         &store,
         log,
         ats_projections::all_projectors(),
         |name, position, _| {
-            bar.set_message(name.to_owned());
-            bar.set_position(position);
+            // The projectors replay side by side: show the one furthest behind.
+            positions.insert(name.to_owned(), position);
+            if let Some((slowest, at)) = positions.iter().min_by_key(|(_, p)| **p) {
+                bar.set_message(slowest.clone());
+                bar.set_position(*at);
+            }
         },
     )
     .await
