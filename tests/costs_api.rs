@@ -45,17 +45,6 @@ fn assert_refused((got, body): (u16, Value), status: u16, field: &str) {
     assert!(message.contains(field), "{field} not named: {body}");
 }
 
-async fn post(server: &Server, path: &str, body: &Value) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .post(server.at(path))
-        .json(body)
-        .send()
-        .await
-        .expect("POST");
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
 fn last_position(receipt: &Value) -> u64 {
     receipt["positions"]
         .as_array()
@@ -246,33 +235,33 @@ async fn usage_breakdowns_summary_and_budgets_over_tcp() {
     assert_eq!(status, 200, "{prediction}");
     assert_eq!(prediction["estimated_requests"], 20);
     close(&prediction["predicted_cost"], 20.0 * 0.5225 / 4.0);
-    let (status, plan) = post(
-        &server,
-        "/api/analytics/cost/budget-plan",
-        &json!({"total_budget": 1000, "time_period_days": 20}),
-    )
-    .await;
+    let (status, plan) = server
+        .post_json(
+            "/api/analytics/cost/budget-plan",
+            &json!({"total_budget": 1000, "time_period_days": 20}),
+        )
+        .await;
     assert_eq!(status, 200, "{plan}");
     close(&plan["daily_budget"], 50.0);
     close(&plan["budget_breakdown"]["core_training"], 500.0);
     assert_refused(
-        post(
-            &server,
-            "/api/analytics/cost/budget-plan",
-            &json!({"total_budget": 1000, "time_period_days": 0}),
-        )
-        .await,
+        server
+            .post_json(
+                "/api/analytics/cost/budget-plan",
+                &json!({"total_budget": 1000, "time_period_days": 0}),
+            )
+            .await,
         400,
         "time_period_days:",
     );
 
     // A profile budget of $0.60: $0.5075 spent is 84.6 %, so 75 % fires when it is set.
-    let (status, receipt) = post(
-        &server,
-        "/api/analytics/cost/budgets",
-        &json!({"scope": "profile", "entity_id": "op_1", "amount": 0.6}),
-    )
-    .await;
+    let (status, receipt) = server
+        .post_json(
+            "/api/analytics/cost/budgets",
+            &json!({"scope": "profile", "entity_id": "op_1", "amount": 0.6}),
+        )
+        .await;
     assert_eq!(status, 200, "{receipt}");
     let at = last_position(&receipt);
     let (_, budgets) = server
@@ -320,22 +309,22 @@ async fn usage_breakdowns_summary_and_budgets_over_tcp() {
     assert_eq!(thresholds, [0.75, 0.9, 1.0]);
 
     assert_refused(
-        post(
-            &server,
-            "/api/analytics/cost/budgets",
-            &json!({"scope": "global", "entity_id": "op_1", "amount": 5}),
-        )
-        .await,
+        server
+            .post_json(
+                "/api/analytics/cost/budgets",
+                &json!({"scope": "global", "entity_id": "op_1", "amount": 5}),
+            )
+            .await,
         422,
         "entity_id",
     );
     assert_refused(
-        post(
-            &server,
-            "/api/analytics/cost/budgets",
-            &json!({"scope": "global", "amount": -5}),
-        )
-        .await,
+        server
+            .post_json(
+                "/api/analytics/cost/budgets",
+                &json!({"scope": "global", "amount": -5}),
+            )
+            .await,
         422,
         "amount",
     );
@@ -439,35 +428,32 @@ async fn registry_optimization_and_roi_over_tcp() {
     assert_eq!(anomalies["count"], 0);
 
     // What if gpt-4-turbo had been gpt-4o-mini: 100,000 × 0.00015 + 50,000 × 0.0006 = $0.045.
-    let (status, whatif) = post(
-        &server,
-        "/api/analytics/cost/what-if",
-        &json!({"substitutions": {"openai/gpt-4-turbo": "openai/gpt-4o-mini"},
+    let (status, whatif) = server
+        .post_json(
+            "/api/analytics/cost/what-if",
+            &json!({"substitutions": {"openai/gpt-4-turbo": "openai/gpt-4o-mini"},
                 "as_of": "2026-11-03T00:00:00Z", "time_range_days": 7}),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(status, 200, "{whatif}");
     close(&whatif["actual"]["total_cost"], 4.0);
     close(&whatif["what_if"]["items"]["openai/gpt-4o-mini"], 0.045);
     close(&whatif["savings"], 3.955);
     close(&whatif["savings_percentage"], 98.875);
     // An assumed price for the model itself.
-    let (_, assumed) = post(
-        &server,
-        "/api/analytics/cost/what-if",
-        &json!({"prices": [{"model": "openai/gpt-4-turbo", "cost_per_1k_input_tokens": 0.01,
+    let (_, assumed) = server
+        .post_json(
+            "/api/analytics/cost/what-if",
+            &json!({"prices": [{"model": "openai/gpt-4-turbo", "cost_per_1k_input_tokens": 0.01,
                             "cost_per_1k_output_tokens": 0.03}],
                 "as_of": "2026-11-03T00:00:00Z"}),
-    )
-    .await;
+        )
+        .await;
     close(&assumed["what_if"]["total_cost"], 2.5);
     assert_refused(
-        post(
-            &server,
-            "/api/analytics/cost/what-if",
-            &json!({"substitution": {}}),
-        )
-        .await,
+        server
+            .post_json("/api/analytics/cost/what-if", &json!({"substitution": {}}))
+            .await,
         400,
         "substitution",
     );
@@ -477,36 +463,35 @@ async fn registry_optimization_and_roi_over_tcp() {
         .await;
     close(&live["total_cost"], 4.0);
 
-    let (status, roi) = post(
-        &server,
-        "/api/analytics/cost/roi",
-        &json!({"total_cost": 500, "initial_skill_level": 1.0, "final_skill_level": 4.0,
+    let (status, roi) = server
+        .post_json(
+            "/api/analytics/cost/roi",
+            &json!({"total_cost": 500, "initial_skill_level": 1.0, "final_skill_level": 4.0,
                 "training_hours": 40, "certifications": 2}),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(status, 200, "{roi}");
     close(&roi["overall_roi"], 0.4);
     assert_eq!(roi["skill_gains"], 3);
     close(&roi["proficiency_increase"], 0.6);
-    let (status, cmp) = post(
-        &server,
-        "/api/analytics/cost/roi",
-        &json!({"methods": [{"name": "lab", "cost": 500, "initial_level": 1, "final_level": 4,
+    let (status, cmp) = server
+        .post_json(
+            "/api/analytics/cost/roi",
+            &json!({"methods": [{"name": "lab", "cost": 500, "initial_level": 1, "final_level": 4,
                              "hours": 40, "certifications": 2}]}),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(status, 200, "{cmp}");
     assert_eq!(cmp["best_roi"]["method_name"], "lab");
-    let (status, none) = post(&server, "/api/analytics/cost/roi", &json!({"methods": []})).await;
+    let (status, none) = server
+        .post_json("/api/analytics/cost/roi", &json!({"methods": []}))
+        .await;
     assert_eq!(status, 400);
     assert_eq!(none["error"], "no_methods_provided");
     assert_refused(
-        post(
-            &server,
-            "/api/analytics/cost/roi",
-            &json!({"total_cost": 1}),
-        )
-        .await,
+        server
+            .post_json("/api/analytics/cost/roi", &json!({"total_cost": 1}))
+            .await,
         400,
         "initial_skill_level",
     );
@@ -525,19 +510,19 @@ async fn configured_budget_thresholds_apply_to_api_budgets() {
     let data = dir.path().join("data");
     let server = Server::start(&data, &["--config", config.to_str().unwrap()]);
     server.ready().await;
-    let (status, receipt) = post(
-        &server,
-        "/api/analytics/cost/budgets",
-        &json!({"scope": "global", "amount": 10}),
-    )
-    .await;
+    let (status, receipt) = server
+        .post_json(
+            "/api/analytics/cost/budgets",
+            &json!({"scope": "global", "amount": 10}),
+        )
+        .await;
     assert_eq!(status, 200, "{receipt}");
-    let (status, explicit) = post(
-        &server,
-        "/api/analytics/cost/budgets",
-        &json!({"scope": "profile", "entity_id": "op_x", "amount": 5, "thresholds": [0.8]}),
-    )
-    .await;
+    let (status, explicit) = server
+        .post_json(
+            "/api/analytics/cost/budgets",
+            &json!({"scope": "profile", "entity_id": "op_x", "amount": 5, "thresholds": [0.8]}),
+        )
+        .await;
     assert_eq!(status, 200, "{explicit}");
     let at = last_position(&explicit);
     let (_, budgets) = server

@@ -61,23 +61,6 @@ fn history() -> Vec<Value> {
     events
 }
 
-async fn get_ok(server: &Server, path: &str) -> Value {
-    let (status, body) = server.get(path).await;
-    assert_eq!(status, 200, "{path}: {body}");
-    body
-}
-
-async fn post(server: &Server, path: &str, body: &Value) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .post(server.at(path))
-        .json(body)
-        .send()
-        .await
-        .expect("POST");
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
 fn close(value: &Value, expected: f64) {
     let v = value.as_f64().unwrap_or(f64::NAN);
     assert!((v - expected).abs() < 1e-9, "{value} != {expected}");
@@ -99,7 +82,9 @@ async fn dashboard_trends_alerts_over_http() {
         .unwrap();
     let at = format!("as_of={AS_OF}&min_position={head}");
 
-    let d = get_ok(&server, &format!("/api/analytics/dashboard?{at}")).await;
+    let d = server
+        .get_ok(&format!("/api/analytics/dashboard?{at}"))
+        .await;
     let s = &d["summary"];
     assert_eq!(s["active_sessions"], 1);
     close(&s["today_training_hours"], 2.0);
@@ -159,11 +144,11 @@ async fn dashboard_trends_alerts_over_http() {
     assert_eq!(d["critical_alerts"].as_array().unwrap().len(), 1);
 
     // Trends honour period_days and operator_id.
-    let t = get_ok(
-        &server,
-        &format!("/api/analytics/trends?operator_id=op_001&period_days=30&{at}"),
-    )
-    .await;
+    let t = server
+        .get_ok(&format!(
+            "/api/analytics/trends?operator_id=op_001&period_days=30&{at}"
+        ))
+        .await;
     assert_eq!(t["period_days"], 30);
     assert_eq!(t["performance_trend"]["trend"], "stable");
     assert_eq!(
@@ -175,11 +160,9 @@ async fn dashboard_trends_alerts_over_http() {
     );
     assert_eq!(t["cost_trend"]["trend"], "decreasing");
     close(&t["cost_trend"]["total_cost"], 4.0);
-    let one = get_ok(
-        &server,
-        &format!("/api/analytics/trends?period_days=1&{at}"),
-    )
-    .await;
+    let one = server
+        .get_ok(&format!("/api/analytics/trends?period_days=1&{at}"))
+        .await;
     assert_eq!(one["cost_trend"]["trend"], "insufficient_data");
     assert_eq!(
         one["cost_trend"]["data_points"].as_array().unwrap().len(),
@@ -193,74 +176,69 @@ async fn dashboard_trends_alerts_over_http() {
         .starts_with("period_days:"));
 
     // Alerts: filters, a bad priority, acknowledgement.
-    let critical = get_ok(
-        &server,
-        &format!("/api/analytics/alerts?priority=critical&{at}"),
-    )
-    .await;
+    let critical = server
+        .get_ok(&format!("/api/analytics/alerts?priority=critical&{at}"))
+        .await;
     assert_eq!(critical["count"], 1);
-    let grace = get_ok(
-        &server,
-        &format!("/api/analytics/alerts?operator_id=op_002&{at}"),
-    )
-    .await;
+    let grace = server
+        .get_ok(&format!("/api/analytics/alerts?operator_id=op_002&{at}"))
+        .await;
     assert_eq!(grace["count"], 1);
     let (status, body) = server.get("/api/analytics/alerts?priority=urgent").await;
     assert_eq!(status, 400);
     assert!(body["message"].as_str().unwrap().starts_with("priority:"));
     let id = grace["alerts"][0]["id"].as_str().unwrap().to_owned();
-    let (status, body) = post(
-        &server,
-        &format!("/api/analytics/alerts/{id}/acknowledge?as_of={AS_OF}"),
-        &json!({"by": "lead"}),
-    )
-    .await;
+    let (status, body) = server
+        .post_json(
+            &format!("/api/analytics/alerts/{id}/acknowledge?as_of={AS_OF}"),
+            &json!({"by": "lead"}),
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "success");
     assert_eq!(body["alert_id"], id.as_str());
     let position = body["position"].as_u64().unwrap();
-    let after = get_ok(
-        &server,
-        &format!("/api/analytics/alerts?as_of={AS_OF}&min_position={position}"),
-    )
-    .await;
+    let after = server
+        .get_ok(&format!(
+            "/api/analytics/alerts?as_of={AS_OF}&min_position={position}"
+        ))
+        .await;
     assert_eq!(after["count"], 3);
     // Acknowledging again changes nothing; an unknown alert is 404.
-    let (status, _) = post(
-        &server,
-        &format!("/api/analytics/alerts/{id}/acknowledge?as_of={AS_OF}"),
-        &json!({"by": "lead"}),
-    )
-    .await;
+    let (status, _) = server
+        .post_json(
+            &format!("/api/analytics/alerts/{id}/acknowledge?as_of={AS_OF}"),
+            &json!({"by": "lead"}),
+        )
+        .await;
     assert_eq!(status, 200);
-    let (status, body) = post(
-        &server,
-        "/api/analytics/alerts/nope/acknowledge",
-        &json!({}),
-    )
-    .await;
+    let (status, body) = server
+        .post_json("/api/analytics/alerts/nope/acknowledge", &json!({}))
+        .await;
     assert_eq!(status, 404, "{body}");
 
     // Team performance, health, refresh.
-    let team = get_ok(
-        &server,
-        &format!("/api/analytics/team/performance?min_position={head}"),
-    )
-    .await;
+    let team = server
+        .get_ok(&format!(
+            "/api/analytics/team/performance?min_position={head}"
+        ))
+        .await;
     assert_eq!(team["team_size"], 2);
     assert_eq!(team["aggregate_stats"]["total_sessions"], 5);
     close(&team["aggregate_stats"]["total_hours"], 10.0);
     assert_eq!(team["unknown_operator_ids"], json!([]));
-    let health = get_ok(&server, "/api/analytics/health").await;
+    let health = server.get_ok("/api/analytics/health").await;
     assert_eq!(health["status"], "healthy");
     assert_eq!(health["components"]["analytics_aggregator"], "operational");
     assert_eq!(health["stats"]["total_operators"], 2);
     assert_eq!(health["stats"]["total_sessions"], 5);
     assert_eq!(health["stats"]["total_metrics"], 5);
-    let (status, body) = post(&server, "/api/analytics/dashboard/refresh", &json!({})).await;
+    let (status, body) = server
+        .post_json("/api/analytics/dashboard/refresh", &json!({}))
+        .await;
     assert_eq!(status, 200);
     assert_eq!(body["message"], "Dashboard cache refreshed");
-    let openapi = get_ok(&server, "/api/openapi.json").await;
+    let openapi = server.get_ok("/api/openapi.json").await;
     for path in [
         "/api/analytics/dashboard",
         "/api/analytics/dashboard/refresh",

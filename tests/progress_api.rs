@@ -40,23 +40,6 @@ async fn post(server: &Server, events: Vec<Value>) -> u64 {
         .unwrap()
 }
 
-async fn get_ok(server: &Server, path: &str) -> Value {
-    let (status, body) = server.get(path).await;
-    assert_eq!(status, 200, "{path}: {body}");
-    body
-}
-
-async fn post_json(server: &Server, path: &str, body: &Value) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .post(server.at(path))
-        .json(body)
-        .send()
-        .await
-        .expect("POST");
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
 fn ids(entries: &Value) -> Vec<&str> {
     entries
         .as_array()
@@ -121,9 +104,7 @@ async fn progress_over_http() {
     ));
     let last = post(&server, history).await;
 
-    let p = get_ok(
-        &server,
-        &format!("/api/analytics/operator/op_001/progress?min_position={last}&as_of=2026-11-20T00:00:00Z"),
+    let p = server.get_ok(&format!("/api/analytics/operator/op_001/progress?min_position={last}&as_of=2026-11-20T00:00:00Z"),
     )
     .await;
     assert_eq!(p["operator_id"], "op_001");
@@ -179,11 +160,11 @@ async fn progress_over_http() {
     assert!(p["certifications"][0].get("expires_at").is_none());
 
     // Eligibility with the seed's messages.
-    let e = get_ok(
-        &server,
-        "/api/analytics/operator/op_002/certifications/cert_blue_team_foundation/eligibility",
-    )
-    .await;
+    let e = server
+        .get_ok(
+            "/api/analytics/operator/op_002/certifications/cert_blue_team_foundation/eligibility",
+        )
+        .await;
     assert_eq!(e["eligible"], false);
     assert_eq!(
         e["missing_requirements"],
@@ -194,20 +175,18 @@ async fn progress_over_http() {
             "Need 500 total XP"
         ])
     );
-    let e = get_ok(
-        &server,
-        "/api/analytics/operator/op_001/certifications/cert_red_team_foundation/eligibility",
-    )
-    .await;
+    let e = server
+        .get_ok(
+            "/api/analytics/operator/op_001/certifications/cert_red_team_foundation/eligibility",
+        )
+        .await;
     assert_eq!(
         (e["eligible"].clone(), e["missing_requirements"].clone()),
         (json!(true), json!([]))
     );
-    let e = get_ok(
-        &server,
-        "/api/analytics/operator/op_001/certifications/cert_nope/eligibility",
-    )
-    .await;
+    let e = server
+        .get_ok("/api/analytics/operator/op_001/certifications/cert_nope/eligibility")
+        .await;
     assert_eq!(
         e["missing_requirements"],
         json!(["Certification not found"])
@@ -217,7 +196,7 @@ async fn progress_over_http() {
         .await;
     assert_eq!(status, 404);
 
-    let certs = get_ok(&server, "/api/analytics/certifications").await;
+    let certs = server.get_ok("/api/analytics/certifications").await;
     assert_eq!(certs["count"], 4);
     assert_eq!(
         certs["certifications"][1]["id"],
@@ -228,7 +207,9 @@ async fn progress_over_http() {
         certs["certifications"][1]["requirements"]["prerequisite_certifications"],
         json!(["cert_red_team_foundation"])
     );
-    let earned = get_ok(&server, "/api/analytics/operator/op_001/certifications").await;
+    let earned = server
+        .get_ok("/api/analytics/operator/op_001/certifications")
+        .await;
     assert_eq!(earned["count"], 1);
     assert_eq!(
         earned["certifications"][0]["certification_id"],
@@ -236,11 +217,9 @@ async fn progress_over_http() {
     );
 
     // Goals: the deadline passes at as_of, not by the clock.
-    let goals = get_ok(
-        &server,
-        "/api/analytics/operator/op_002/goals?as_of=2026-11-19T00:00:00Z",
-    )
-    .await;
+    let goals = server
+        .get_ok("/api/analytics/operator/op_002/goals?as_of=2026-11-19T00:00:00Z")
+        .await;
     assert_eq!(goals["count"], 1);
     let g = &goals["goals"][0];
     assert_eq!(
@@ -254,17 +233,13 @@ async fn progress_over_http() {
     assert_eq!(g["progress_percentage"], 50.0);
     assert_eq!(g["created_at"], "2026-11-02T00:00:00Z");
     assert_eq!(g["overdue"], false);
-    let goals = get_ok(
-        &server,
-        "/api/analytics/operator/op_002/goals?as_of=2026-11-21T00:00:00Z",
-    )
-    .await;
+    let goals = server
+        .get_ok("/api/analytics/operator/op_002/goals?as_of=2026-11-21T00:00:00Z")
+        .await;
     assert_eq!(goals["goals"][0]["overdue"], true);
 
     // A goal created over HTTP: 201, readable at once; then progressed to completion.
-    let (status, created) = post_json(
-        &server,
-        "/api/analytics/operator/op_001/goals",
+    let (status, created) = server.post_json("/api/analytics/operator/op_001/goals",
         &json!({"name": "Level 5", "target_value": 5, "unit": "levels", "deadline": "2099-01-01T00:00:00Z"}),
     )
     .await;
@@ -275,17 +250,15 @@ async fn progress_over_http() {
     assert_eq!(created["current_value"], 0.0);
     assert_eq!(created["completed_at"], Value::Null);
     let goal_id = created["id"].as_str().unwrap().to_owned();
-    let (status, receipt) = post_json(
-        &server,
-        &format!("/api/analytics/goals/{goal_id}/progress"),
-        &json!({"value": 5}),
-    )
-    .await;
+    let (status, receipt) = server
+        .post_json(
+            &format!("/api/analytics/goals/{goal_id}/progress"),
+            &json!({"value": 5}),
+        )
+        .await;
     assert_eq!(status, 200, "{receipt}");
     let position = receipt["positions"][0].as_u64().unwrap();
-    let goals = get_ok(
-        &server,
-        &format!("/api/analytics/operator/op_001/goals?min_position={position}&as_of=2100-01-01T00:00:00Z"),
+    let goals = server.get_ok(&format!("/api/analytics/operator/op_001/goals?min_position={position}&as_of=2100-01-01T00:00:00Z"),
     )
     .await;
     let g = &goals["goals"][0];
@@ -308,32 +281,30 @@ async fn progress_over_http() {
         same.push(r.json::<Value>().await.unwrap()["id"].clone());
     }
     assert_eq!(same[0], same[1]);
-    let linus = get_ok(&server, "/api/analytics/operator/op_003/goals").await;
+    let linus = server.get_ok("/api/analytics/operator/op_003/goals").await;
     assert_eq!(linus["count"], 1);
-    let open = get_ok(
-        &server,
-        "/api/analytics/operator/op_001/goals?include_completed=false",
-    )
-    .await;
+    let open = server
+        .get_ok("/api/analytics/operator/op_001/goals?include_completed=false")
+        .await;
     assert_eq!(open["count"], 0);
     // Bad bodies name the field.
-    let (status, err) = post_json(
-        &server,
-        "/api/analytics/operator/op_001/goals",
-        &json!({"target_value": 5}),
-    )
-    .await;
+    let (status, err) = server
+        .post_json(
+            "/api/analytics/operator/op_001/goals",
+            &json!({"target_value": 5}),
+        )
+        .await;
     assert_eq!(status, 422, "{err}");
     assert!(
         err["message"].as_str().unwrap().starts_with("name"),
         "{err}"
     );
-    let (status, err) = post_json(
-        &server,
-        "/api/analytics/operator/op_001/goals",
-        &json!({"name": "x", "target_value": -1}),
-    )
-    .await;
+    let (status, err) = server
+        .post_json(
+            "/api/analytics/operator/op_001/goals",
+            &json!({"name": "x", "target_value": -1}),
+        )
+        .await;
     assert_eq!(status, 422, "{err}");
     assert!(
         err["message"].as_str().unwrap().contains("target_value"),
@@ -342,13 +313,13 @@ async fn progress_over_http() {
 
     // A custom milestone applies from its position on: Grace qualifies with her 5th session;
     // Ada, already past 5, on her next session.
-    let (status, receipt) = post_json(
-        &server,
-        "/api/analytics/milestones",
-        &json!({"id": "m_five", "name": "Five", "milestone_type": "session_count",
+    let (status, receipt) = server
+        .post_json(
+            "/api/analytics/milestones",
+            &json!({"id": "m_five", "name": "Five", "milestone_type": "session_count",
                 "requirements": {"sessions": 5}, "xp_reward": 1000}),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(status, 200, "{receipt}");
     let last = post(
         &server,
@@ -358,13 +329,15 @@ async fn progress_over_http() {
         ],
     )
     .await;
-    let p = get_ok(
-        &server,
-        &format!("/api/analytics/operator/op_001/progress?min_position={last}"),
-    )
-    .await;
+    let p = server
+        .get_ok(&format!(
+            "/api/analytics/operator/op_001/progress?min_position={last}"
+        ))
+        .await;
     assert_eq!(p["summary"]["achievements_count"], 3);
-    let p = get_ok(&server, "/api/analytics/operator/op_002/progress").await;
+    let p = server
+        .get_ok("/api/analytics/operator/op_002/progress")
+        .await;
     // The 5th session also makes 10 hours: defaults are checked first, in the seed's order.
     assert_eq!(p["achievements"][1]["milestone_id"], "milestone_10_hours");
     assert_eq!(p["achievements"][2]["milestone_id"], "m_five");
@@ -376,20 +349,20 @@ async fn progress_over_http() {
         vec![session("op_001", 10, 0.85, &["reconnaissance"])],
     )
     .await;
-    let p = get_ok(
-        &server,
-        &format!("/api/analytics/operator/op_001/progress?min_position={last}"),
-    )
-    .await;
+    let p = server
+        .get_ok(&format!(
+            "/api/analytics/operator/op_001/progress?min_position={last}"
+        ))
+        .await;
     assert_eq!(p["achievements"][3]["milestone_id"], "m_five");
     assert_eq!(p["achievements"][3]["unlocked_at"], "2026-11-11T10:00:00Z");
     assert_eq!(p["summary"]["total_xp"], 1550);
-    let milestones = get_ok(&server, "/api/analytics/milestones").await;
+    let milestones = server.get_ok("/api/analytics/milestones").await;
     assert_eq!(milestones["count"], 10);
     assert_eq!(milestones["milestones"][9]["id"], "m_five");
 
     // Leaderboards: the seed's shape, ties by operator id, team filter, one operator's rank.
-    let lb = get_ok(&server, "/api/analytics/leaderboard").await;
+    let lb = server.get_ok("/api/analytics/leaderboard").await;
     assert_eq!(lb["type"], "xp");
     assert_eq!(
         lb["entries"],
@@ -399,33 +372,33 @@ async fn progress_over_http() {
             {"rank": 3, "operator_id": "op_003", "name": "Linus", "team": "red", "xp": 0, "level": 1},
         ])
     );
-    let lb = get_ok(&server, "/api/analytics/leaderboard?type=level&limit=2").await;
+    let lb = server
+        .get_ok("/api/analytics/leaderboard?type=level&limit=2")
+        .await;
     assert_eq!(ids(&lb["entries"]), ["op_001", "op_002"]);
     assert_eq!(lb["entries"][1]["score"], 4.0);
-    let lb = get_ok(&server, "/api/analytics/leaderboard?type=activity").await;
+    let lb = server
+        .get_ok("/api/analytics/leaderboard?type=activity")
+        .await;
     assert_eq!(lb["entries"][0]["total_sessions"], 11);
     assert_eq!(lb["entries"][0]["total_hours"], 22.0);
     assert_eq!(lb["entries"][1]["total_hours"], 10.0);
-    let lb = get_ok(&server, "/api/analytics/leaderboard?type=average_score").await;
+    let lb = server
+        .get_ok("/api/analytics/leaderboard?type=average_score")
+        .await;
     assert_eq!(ids(&lb["entries"]), ["op_001", "op_002"]);
-    let lb = get_ok(
-        &server,
-        "/api/analytics/leaderboard?type=xp&team=red&operator_id=op_003",
-    )
-    .await;
+    let lb = server
+        .get_ok("/api/analytics/leaderboard?type=xp&team=red&operator_id=op_003")
+        .await;
     assert_eq!(ids(&lb["entries"]), ["op_001", "op_003"]);
     assert_eq!(lb["operator"]["rank"], 2);
-    let lb = get_ok(
-        &server,
-        "/api/analytics/leaderboard?type=achievements&limit=1",
-    )
-    .await;
+    let lb = server
+        .get_ok("/api/analytics/leaderboard?type=achievements&limit=1")
+        .await;
     assert_eq!(lb["entries"][0]["achievements_count"], 4);
-    let lb = get_ok(
-        &server,
-        "/api/analytics/leaderboard?type=skill&skill_name=reconnaissance",
-    )
-    .await;
+    let lb = server
+        .get_ok("/api/analytics/leaderboard?type=skill&skill_name=reconnaissance")
+        .await;
     assert_eq!(lb["type"], "skill");
     assert_eq!(lb["skill_name"], "reconnaissance");
     assert_eq!(ids(&lb["entries"]), ["op_001"]);

@@ -183,6 +183,25 @@ impl Server {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// GETs a JSON document that must answer 200.
+    pub async fn get_ok(&self, path: &str) -> Value {
+        let (status, body) = self.get(path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        body
+    }
+
+    /// POSTs a JSON body to any endpoint; returns status and JSON answer.
+    pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        let r = reqwest::Client::new()
+            .post(self.at(path))
+            .json(body)
+            .send()
+            .await
+            .expect("POST");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
     /// The log head as the server reports it.
     pub async fn head(&self) -> u64 {
         let (_, body) = self.get("/api/admin/projectors").await;
