@@ -30,9 +30,7 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
     let log = paths.open_log(Duration::from_secs(30)).await?;
     let file = std::fs::File::open(&args.file)
         .with_context(|| format!("cannot open {}", args.file.display()))?;
-    let total = std::fs::read_to_string(&args.file)
-        .map(|t| t.lines().count() as u64)
-        .unwrap_or(0);
+    let total = count_lines(&args.file).unwrap_or(0);
     let bar = ProgressBar::new(total);
     bar.set_style(
         ProgressStyle::with_template(
@@ -63,4 +61,40 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Lines in a file, for the progress bar, counted in fixed-size chunks: an import file can be
+/// far larger than memory.
+fn count_lines(path: &std::path::Path) -> std::io::Result<u64> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 1 << 16];
+    let (mut lines, mut last) = (0u64, b'\n');
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            // A last line without a newline is a line too.
+            return Ok(lines + u64::from(last != b'\n'));
+        }
+        lines += buf[..n].iter().filter(|b| **b == b'\n').count() as u64;
+        last = buf[n - 1];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count_lines;
+
+    #[test]
+    fn counts_lines_with_and_without_a_final_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.ndjson");
+        for (text, lines) in [("", 0), ("a\n", 1), ("a\nb", 2), ("a\n\nb\n", 3)] {
+            std::fs::write(&path, text).unwrap();
+            assert_eq!(count_lines(&path).unwrap(), lines, "{text:?}");
+        }
+        let big = "x\n".repeat(100_000);
+        std::fs::write(&path, big).unwrap();
+        assert_eq!(count_lines(&path).unwrap(), 100_000);
+    }
 }
