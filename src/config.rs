@@ -185,12 +185,15 @@ pub enum Backend {
 pub struct Api {
     /// Bind address.
     pub bind: String,
+    /// Requests per minute of a stored API key issued without its own limit.
+    pub rate_limit_per_minute: u32,
 }
 
 impl Default for Api {
     fn default() -> Self {
         Self {
             bind: "127.0.0.1:8080".into(),
+            rate_limit_per_minute: ats_query_api::auth::DEFAULT_RATE_LIMIT_PER_MINUTE,
         }
     }
 }

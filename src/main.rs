@@ -46,6 +46,9 @@ enum Command {
     Replay(cmd::replay::Args),
     /// Measure the engine against the raw ceilings of the same work (JSON lines on stdout).
     Bench(cmd::bench::Args),
+    /// API keys: create (shown once), list, revoke.
+    #[command(subcommand)]
+    Keys(cmd::keys::Command),
     /// Query the analytics (seed commands).
     #[command(subcommand)]
     Analytics(cmd::analytics::Command),
@@ -82,6 +85,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => cmd::serve::run(args, config).await,
             Command::Import(args) => cmd::import::run(args, config).await,
             Command::Replay(args) => cmd::replay::run(args, config).await,
+            Command::Keys(command) => cmd::keys::run(command, config).await,
             Command::Analytics(command) => cmd::analytics::run(command, config).await,
             Command::Bench(args) => cmd::bench::run(args, config).await,
         }

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 #[test]
 fn tiny_bench_prints_a_json_line_per_result() {
-    let output = std::process::Command::new(common::binary())
+    let output = common::command()
         .args([
             "bench",
             "--events",

@@ -4,12 +4,10 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::{binary, registered, session};
+use common::{registered, session};
 
 fn run(args: &[&str], data: &std::path::Path) -> (bool, String, String) {
-    let output = Command::new(binary())
+    let output = common::command()
         .args(args)
         .arg("--data")
         .arg(data)
@@ -101,7 +99,7 @@ fn import_then_operator_stats_and_replay() {
     );
 
     // --log-format json: the process's own logs are JSON lines.
-    let output = Command::new(binary())
+    let output = common::command()
         .args(["--log-format", "json", "replay", "--data"])
         .arg(&data)
         .env("RUST_LOG", "info")

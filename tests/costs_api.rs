@@ -203,7 +203,9 @@ async fn usage_breakdowns_summary_and_budgets_over_tcp() {
     assert!(session.get("global_stats").is_none());
     assert!(session.get("anomalies").is_none());
 
-    let r = reqwest::get(server.at("/api/analytics/cost/usage?format=csv&session_id=s2"))
+    let r = common::client()
+        .get(server.at("/api/analytics/cost/usage?format=csv&session_id=s2"))
+        .send()
         .await
         .unwrap();
     assert_eq!(r.headers()["content-type"], "text/csv; charset=utf-8");

@@ -75,7 +75,20 @@ async fn dashboard_renders_the_demo_and_escapes_data() {
         .await;
     assert_eq!(status, 200);
 
+    // Without a key the page asks for one, with the server's reason.
     let dom = rendered_dom(&server.at("/"));
+    assert!(dom.contains("data-auth=\"needed\""), "{dom}");
+    assert!(
+        dom.contains("needs an API key with the `read` scope"),
+        "{dom}"
+    );
+    assert!(!dom.contains("<td>profiles_v1</td>"), "{dom}");
+
+    // With the demo key in the link's fragment, as `serve --demo` prints it.
+    let link = server.printed_line("open the dashboard: ");
+    let link = link.split("open the dashboard: ").nth(1).unwrap().trim();
+    assert!(link.starts_with(&server.at("/#key=atsk_")), "{link}");
+    let dom = rendered_dom(link);
     assert!(
         dom.contains("data-loaded=\"true\""),
         "the page never finished loading:\n{dom}"

@@ -258,7 +258,9 @@ async fn service_documents_are_served() {
     );
     let (status, health) = server.get("/healthz").await;
     assert_eq!((status, health["status"].as_str()), (200, Some("ok")));
-    let metrics = reqwest::get(server.at("/metrics"))
+    let metrics = common::client()
+        .get(server.at("/metrics"))
+        .send()
         .await
         .unwrap()
         .text()
@@ -268,7 +270,9 @@ async fn service_documents_are_served() {
         metrics.contains("ats_projector_position{projector=\"profiles_v1\"} 0"),
         "{metrics}"
     );
-    let page = reqwest::get(server.at("/"))
+    let page = common::client()
+        .get(server.at("/"))
+        .send()
         .await
         .unwrap()
         .text()

@@ -270,7 +270,7 @@ async fn progress_over_http() {
     // With an Idempotency-Key, a retried POST is the same goal and creates nothing new.
     let mut same = Vec::new();
     for _ in 0..2 {
-        let r = reqwest::Client::new()
+        let r = common::client()
             .post(server.at("/api/analytics/operator/op_003/goals"))
             .header("idempotency-key", "linus-goal-1")
             .json(&json!({"name": "Once", "target_value": 1}))
@@ -428,10 +428,7 @@ async fn progress_over_http() {
 }
 
 fn cli(args: &[&str]) -> Value {
-    let output = std::process::Command::new(common::binary())
-        .args(args)
-        .output()
-        .unwrap();
+    let output = common::command().args(args).output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -671,7 +668,7 @@ async fn custom_leaderboard_categories_are_fed_by_events() {
         2,
         "op_a and op_b are red: {red}"
     );
-    let out = std::process::Command::new(common::binary())
+    let out = common::command()
         .args([
             "analytics",
             "leaderboard",

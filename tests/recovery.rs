@@ -6,12 +6,11 @@
 
 mod common;
 
-use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{binary, session, Server};
+use common::{session, Server};
 use serde_json::Value;
 
 /// Trials in the default run; `ATS_CRASH_TRIALS` raises it for the long job.
@@ -34,7 +33,7 @@ async fn kill_9_during_ingest_loses_and_doubles_nothing() {
         let counter = next.clone();
         // A client posting batches of 20 sessions as fast as the server takes them.
         let client = tokio::spawn(async move {
-            let http = reqwest::Client::new();
+            let http = common::client();
             let mut acked = Vec::new();
             loop {
                 let base = counter.fetch_add(20, Ordering::SeqCst);
@@ -109,7 +108,7 @@ async fn kill_9_during_ingest_loses_and_doubles_nothing() {
     // The live read models equal a clean rebuild of the same log.
     let (_, live) = server.get("/api/admin/projectors").await;
     server.stop();
-    let output = Command::new(binary())
+    let output = common::command()
         .args(["replay", "--json", "--data"])
         .arg(dir.path())
         .output()

@@ -11,7 +11,6 @@
 mod common;
 
 use std::collections::{BTreeSet, HashMap};
-use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,7 +20,7 @@ use ats_ingest::embedded::EmbeddedLog;
 use ats_ingest::jetstream::{JetStreamConfig, JetStreamLog};
 use ats_ingest::testkit::NatsServer;
 use ats_ingest::EventLog;
-use common::{binary, session, Server};
+use common::{session, Server};
 use serde_json::Value;
 
 /// Events per request.
@@ -64,7 +63,7 @@ fn pseudo_random(state: &mut u64) -> u64 {
 /// Posts batches as fast as the server takes them until a request fails; returns the bases
 /// of the acknowledged batches. `acked` counts them for the test to watch.
 async fn ingest(url: String, next: Arc<AtomicU32>, acked: Arc<AtomicU32>) -> Vec<u32> {
-    let http = reqwest::Client::builder()
+    let http = common::authorized()
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();
@@ -216,7 +215,7 @@ async fn crash_trials(nats: Option<&NatsServer>) {
     let mut args: Vec<String> = vec!["replay".into(), "--json".into(), "--data".into()];
     args.push(dir.path().display().to_string());
     args.extend(nats_args.iter().cloned());
-    let output = Command::new(binary()).args(&args).output().unwrap();
+    let output = common::command().args(&args).output().unwrap();
     assert!(
         output.status.success(),
         "{}",

@@ -7,7 +7,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,7 +16,7 @@ use ats_events::cloudevents::event_id;
 use ats_ingest::jetstream::{JetStreamConfig, JetStreamLog};
 use ats_ingest::testkit::NatsServer;
 use ats_ingest::EventLog;
-use common::{binary, registered, session, Server};
+use common::{registered, session, Server};
 use serde_json::{json, Value};
 
 /// Polls `check` every 20 ms until it holds; fails after `limit`.
@@ -33,7 +33,11 @@ where
 }
 
 async fn readyz(server_url: &str) -> (u16, Value) {
-    match reqwest::get(format!("{server_url}/readyz")).await {
+    match common::client()
+        .get(format!("{server_url}/readyz"))
+        .send()
+        .await
+    {
         Ok(r) => {
             let status = r.status().as_u16();
             (status, r.json().await.unwrap_or(Value::Null))
@@ -74,7 +78,7 @@ async fn jetstream_outage_answers_503_then_recovers_without_loss_or_doubles() {
         let url = server.url.clone();
         let seen = seen.clone();
         async move {
-            let http = reqwest::Client::builder()
+            let http = common::authorized()
                 .timeout(Duration::from_secs(30))
                 .build()
                 .unwrap();
@@ -430,7 +434,7 @@ fn unreadable_nats_credentials_or_half_a_tls_pair_stop_serve_at_once() {
         let path = dir.path().join(format!("ats-{i}.yaml"));
         std::fs::write(&path, config).unwrap();
         let started = Instant::now();
-        let mut child = Command::new(binary())
+        let mut child = common::command()
             .args(["serve", "--bind", "127.0.0.1:0", "--connect-timeout", "60"])
             .arg("--config")
             .arg(&path)

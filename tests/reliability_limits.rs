@@ -79,7 +79,7 @@ async fn oversized_input_is_refused_in_json_and_appends_nothing() {
     assert_eq!(answer["error"], "malformed_json");
 
     // A method the route does not have: JSON too.
-    let r = reqwest::Client::new()
+    let r = common::client()
         .delete(server.at("/api/events"))
         .send()
         .await
@@ -127,7 +127,13 @@ async fn requests_beyond_the_concurrency_limit_are_shed_in_json() {
         let url = server.at(UNREACHABLE);
         async move {
             for _ in 0..500 {
-                let status = reqwest::get(&url).await.unwrap().status().as_u16();
+                let status = common::client()
+                    .get(&url)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16();
                 if status != 503 {
                     return status;
                 }

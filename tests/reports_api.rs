@@ -41,7 +41,7 @@ async fn send(
     path: &str,
     body: Option<&Value>,
 ) -> (u16, Value) {
-    let mut request = reqwest::Client::new().request(method, server.at(path));
+    let mut request = common::client().request(method, server.at(path));
     if let Some(body) = body {
         request = request.json(body);
     }
@@ -64,11 +64,13 @@ async fn generate(server: &Server, report_type: &str, parameters: Value) -> Valu
 
 /// (status, content type, body) of a download.
 async fn download(server: &Server, id: &str, format: &str) -> (u16, String, String) {
-    let r = reqwest::get(server.at(&format!(
-        "/api/analytics/reports/{id}/download?format={format}"
-    )))
-    .await
-    .unwrap();
+    let r = common::client()
+        .get(server.at(&format!(
+            "/api/analytics/reports/{id}/download?format={format}"
+        )))
+        .send()
+        .await
+        .unwrap();
     let status = r.status().as_u16();
     let content_type = r
         .headers()
@@ -173,12 +175,14 @@ async fn reports_over_http_survive_replay() {
         lines[2].contains(",\"Grace, \"\"the\"\" admiral\",op_002,"),
         "{csv}"
     );
-    let r = reqwest::get(server.at(&format!(
-        "/api/analytics/reports/{}/download?format=markdown",
-        ids["trend_analysis"]
-    )))
-    .await
-    .unwrap();
+    let r = common::client()
+        .get(server.at(&format!(
+            "/api/analytics/reports/{}/download?format=markdown",
+            ids["trend_analysis"]
+        )))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(
         r.headers()["content-disposition"].to_str().unwrap(),
         format!(

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{binary, registered, Server};
+use common::{registered, Server};
 use serde_json::{json, Value};
 
 fn session(op: &str, day: u32, score: f64, skill: &str) -> Value {
@@ -216,7 +216,7 @@ async fn recommendations_gaps_learning_and_benchmarks() {
 
     // Benchmarks: set through the API (idempotent with a key), compared with the operator's
     // mean stealth rating and ranked among operators.
-    let client = reqwest::Client::new();
+    let client = common::client();
     let body =
         json!({"benchmark_id": "stealth_target", "metric_type": "stealth_rating", "value": 0.6});
     let mut receipts = Vec::new();
@@ -272,7 +272,7 @@ async fn recommendations_gaps_learning_and_benchmarks() {
 
     // The CLI against the running server.
     let cli = |args: &[&str]| {
-        let out = std::process::Command::new(binary())
+        let out = common::command()
             .args(args)
             .args(["--url", &server.url])
             .output()

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use ats_events::cloudevents::{json_type, parse_cloud_event};
-use ats_events::{Envelope, FieldError};
+use ats_events::{Envelope, EventKind, FieldError};
 use serde_json::Value;
 
 /// Bounds on what one request may carry.
@@ -82,7 +82,7 @@ pub fn parse_value(value: Value, limits: &Limits) -> Result<Vec<Envelope>, Intak
     check_depth(&value, limits.max_depth)?;
     match value {
         Value::Array(items) => parse_batch(items, limits),
-        Value::Object(_) => Ok(vec![parse_cloud_event(value).map_err(IntakeError::Invalid)?]),
+        Value::Object(_) => Ok(vec![parse_ingestible(value).map_err(IntakeError::Invalid)?]),
         other => Err(IntakeError::Invalid(FieldError::new(
             "",
             format!(
@@ -91,6 +91,26 @@ pub fn parse_value(value: Value, limits: &Limits) -> Result<Vec<Envelope>, Intak
             ),
         ))),
     }
+}
+
+/// One CloudEvent a client may append. API keys are issued and revoked only through the admin
+/// API (which needs the `admin` scope): accepting their events here would let an `ingest` key
+/// mint itself an `admin` key.
+fn parse_ingestible(value: Value) -> Result<Envelope, FieldError> {
+    let event = parse_cloud_event(value)?;
+    if matches!(
+        event.kind(),
+        EventKind::ApiKeyIssued | EventKind::ApiKeyRevoked
+    ) {
+        return Err(FieldError::new(
+            "type",
+            format!(
+                "{} events are written by the admin API (POST /api/admin/keys, DELETE /api/admin/keys/{{key_id}}), not ingested",
+                event.kind().as_str()
+            ),
+        ));
+    }
+    Ok(event)
 }
 
 fn parse_batch(items: Vec<Value>, limits: &Limits) -> Result<Vec<Envelope>, IntakeError> {
@@ -106,7 +126,7 @@ fn parse_batch(items: Vec<Value>, limits: &Limits) -> Result<Vec<Envelope>, Inta
     let mut events: Vec<Envelope> = Vec::with_capacity(items.len());
     let mut seen: HashMap<uuid::Uuid, (usize, u64)> = HashMap::with_capacity(items.len());
     for (index, item) in items.into_iter().enumerate() {
-        let event = parse_cloud_event(item)
+        let event = parse_ingestible(item)
             .map_err(|e| IntakeError::Invalid(e.within(&format!("events[{index}]"))))?;
         let digest = event.content_digest();
         match seen.get(&event.id) {
@@ -203,6 +223,18 @@ mod tests {
         let err = parse_value(body, &Limits::default()).unwrap_err();
         assert_eq!(err.field(), Some("events[1].data.score"));
         assert!(err.to_string().contains("must be within 0..=1"), "{err}");
+    }
+
+    #[test]
+    fn api_key_events_are_refused_at_the_edge() {
+        let key = json!({"specversion":"1.0","id":"k","type":"ats.apikey.issued","source":"test",
+            "time":"2026-11-01T10:00:00Z",
+            "data":{"key_id":"abc","name":"mine","scopes":["admin"],
+                    "secret_sha256":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}});
+        let err =
+            parse_value(json!([event("a", json!(0.5)), key]), &Limits::default()).unwrap_err();
+        assert_eq!(err.field(), Some("events[1].type"));
+        assert!(err.to_string().contains("admin API"), "{err}");
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! idempotency keys: a producer's string id maps to a stable UUID v5
 //! ([`ats_events::cloudevents::event_id`]).
 //!
+//! [`keys`] makes API keys: the secret shown once, the event that records only its hash.
+//!
 //! This crate neither reads the log nor writes read models.
 //!
 //! ```
@@ -17,3 +19,4 @@
 
 pub mod intake;
 pub mod intents;
+pub mod keys;

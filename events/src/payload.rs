@@ -537,6 +537,69 @@ pub struct AlertAcknowledged {
     pub by: Option<String>,
 }
 
+/// What an API key may do (issue 9). Scopes are independent: `admin` does not imply `read`,
+/// so a key holds exactly what it was given.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Append events: `POST /api/events` and the command endpoints that append one event.
+    Ingest,
+    /// Every query, and the computations that append nothing.
+    Read,
+    /// Operate the engine: projectors, rebuild, dead letters, API keys.
+    Admin,
+}
+
+impl Scope {
+    /// Every scope, in a fixed order.
+    pub const ALL: [Scope; 3] = [Scope::Ingest, Scope::Read, Scope::Admin];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Ingest => "ingest",
+            Scope::Read => "read",
+            Scope::Admin => "admin",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(text: &str) -> Option<Scope> {
+        Scope::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+/// `ats.apikey.issued`: an API key came into force. Only the SHA-256 of its secret is
+/// recorded; the secret itself was shown once to whoever created the key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyIssued {
+    /// Public key id (the middle part of `atsk_<key_id>_<secret>`).
+    pub key_id: String,
+    /// A name for people (`grafana`, `orchestrator`).
+    pub name: String,
+    /// What the key may do.
+    pub scopes: Vec<Scope>,
+    /// Lowercase hex SHA-256 of the secret part.
+    pub secret_sha256: String,
+    /// Requests per minute (bursts up to the same number); `None` is the server's default.
+    #[serde(default)]
+    pub rate_limit_per_minute: Option<u32>,
+}
+
+/// `ats.apikey.revoked`: an API key stops working.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyRevoked {
+    /// The key id.
+    pub key_id: String,
+    /// Why, for the audit trail.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
 macro_rules! catalogue {
     ($( $variant:ident => $wire:literal, operator: $op:expr ;)*) => {
         /// The payload of an event; the serde tag is the kind's wire string.
@@ -635,6 +698,8 @@ catalogue! {
     ReportGenerated => "ats.report.generated", operator: |_| None;
     ReportDeleted => "ats.report.deleted", operator: |_| None;
     AlertAcknowledged => "ats.alert.acknowledged", operator: |_| None;
+    ApiKeyIssued => "ats.apikey.issued", operator: |_| None;
+    ApiKeyRevoked => "ats.apikey.revoked", operator: |_| None;
 }
 
 fn parse_data<T: DeserializeOwned>(data: serde_json::Value) -> Result<T, FieldError> {
@@ -879,6 +944,44 @@ impl Validate for ReportGenerated {
 impl Validate for ReportDeleted {
     fn validate(&self) -> Result<(), FieldError> {
         id("report_id", &self.report_id)
+    }
+}
+
+impl Validate for ApiKeyIssued {
+    fn validate(&self) -> Result<(), FieldError> {
+        id("key_id", &self.key_id)?;
+        id("name", &self.name)?;
+        if self.scopes.is_empty() {
+            return Err(FieldError::new(
+                "scopes",
+                "must name at least one of ingest, read, admin",
+            ));
+        }
+        let hex = self.secret_sha256.len() == 64
+            && self
+                .secret_sha256
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !hex {
+            return Err(FieldError::new(
+                "secret_sha256",
+                "must be 64 lowercase hex digits",
+            ));
+        }
+        if self.rate_limit_per_minute == Some(0) {
+            return Err(FieldError::new(
+                "rate_limit_per_minute",
+                "must be at least 1 (omit it for the server's default)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Validate for ApiKeyRevoked {
+    fn validate(&self) -> Result<(), FieldError> {
+        id("key_id", &self.key_id)?;
+        opt_text("reason", &self.reason)
     }
 }
 

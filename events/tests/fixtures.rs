@@ -18,11 +18,11 @@ use std::sync::OnceLock;
 
 use ats_events::cloudevents::event_id;
 use ats_events::{
-    codec, AlertAcknowledged, Attributes, BenchmarkSet, BudgetPeriod, BudgetScope, BudgetSet,
-    CertificationAwarded, Envelope, EventKind, GoalCreated, GoalProgressed, LeaderboardScored,
-    LlmUsage, MetricRecorded, MetricType, MilestoneRegistered, MilestoneType, ModelPriced,
-    OperatorRegistered, Payload, ReportDeleted, ReportGenerated, ReportType, SessionCompleted,
-    SessionMetric, SessionStarted, SkillAssessed, Timestamp, Validate, XpAwarded,
+    codec, AlertAcknowledged, ApiKeyIssued, ApiKeyRevoked, Attributes, BenchmarkSet, BudgetPeriod,
+    BudgetScope, BudgetSet, CertificationAwarded, Envelope, EventKind, GoalCreated, GoalProgressed,
+    LeaderboardScored, LlmUsage, MetricRecorded, MetricType, MilestoneRegistered, MilestoneType,
+    ModelPriced, OperatorRegistered, Payload, ReportDeleted, ReportGenerated, ReportType, Scope,
+    SessionCompleted, SessionMetric, SessionStarted, SkillAssessed, Timestamp, Validate, XpAwarded,
 };
 use serde_json::{json, Value};
 
@@ -201,6 +201,18 @@ fn payload(kind: EventKind) -> Payload {
             alert_id: "alert-budget-op_001-0.9".into(),
             by: Some("lead_007".into()),
         }),
+        EventKind::ApiKeyIssued => Payload::ApiKeyIssued(ApiKeyIssued {
+            key_id: "3f2a9c41d07be815".into(),
+            name: "grafana".into(),
+            scopes: vec![Scope::Read],
+            secret_sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+                .into(),
+            rate_limit_per_minute: Some(600),
+        }),
+        EventKind::ApiKeyRevoked => Payload::ApiKeyRevoked(ApiKeyRevoked {
+            key_id: "3f2a9c41d07be815".into(),
+            reason: Some("rotated".into()),
+        }),
     }
 }
 
@@ -289,8 +301,9 @@ fn every_kind_has_a_fixture_and_every_fixture_a_kind() {
         .collect();
     let expected: BTreeSet<String> = EventKind::ALL.iter().map(|&k| file_name(k)).collect();
     assert_eq!(on_disk, expected);
-    // The 17 kinds of DOMAIN.md §A1 and ats.leaderboard.scored (custom leaderboards, issue 6).
-    assert_eq!(expected.len(), 18);
+    // The 17 kinds of DOMAIN.md §A1, ats.leaderboard.scored (custom leaderboards, issue 6) and
+    // ats.apikey.issued/revoked (API keys, issue 9).
+    assert_eq!(expected.len(), 20);
 }
 
 #[test]

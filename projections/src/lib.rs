@@ -11,7 +11,8 @@
 //! - Read models: [`profiles`] (operators, skills, sessions, metrics), [`progress`] (XP,
 //!   levels, milestones, goals, certifications, paths, leaderboards), [`costs`] (LLM prices,
 //!   usage, breakdowns, budgets, optimizer), [`activity`] (sessions by UTC day, running
-//!   sessions), [`alerts`] (acknowledgements; alerts are evaluated at query time).
+//!   sessions), [`alerts`] (acknowledgements; alerts are evaluated at query time), [`keys`]
+//!   (API keys: scopes, secret hashes, revocations).
 //! - [`dashboard`]: the aggregator of §B8 (summary, trends, dashboard) over those trees;
 //!   [`reports`]: the report generators of §B7 and the stored reports (`reports_v1`).
 //! - [`analytics`]: pure functions over read-model data with an explicit `as_of`.
@@ -31,6 +32,7 @@ pub mod alerts;
 pub mod analytics;
 pub mod costs;
 pub mod dashboard;
+pub mod keys;
 pub mod profiles;
 pub mod progress;
 pub mod reports;
@@ -53,5 +55,6 @@ pub fn all_projectors() -> Vec<Arc<dyn Projector>> {
         Arc::new(activity::ActivityProjector),
         Arc::new(alerts::AlertsProjector),
         Arc::new(reports::ReportsProjector),
+        Arc::new(keys::KeysProjector),
     ]
 }

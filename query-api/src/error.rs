@@ -1,6 +1,6 @@
 //! One error type for every handler, mapped to a status code in one place.
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
@@ -20,6 +20,20 @@ pub enum ApiError {
     /// 422: well-formed but invalid events.
     #[error("{0}")]
     InvalidEvent(String),
+    /// 401: no API key, or one that is unknown, revoked or wrong.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403: the key lacks the scope the endpoint needs.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 429: the key spent its rate limit; retry after `retry_after_s` seconds.
+    #[error("{message}")]
+    RateLimited {
+        /// What happened, naming the key.
+        message: String,
+        /// Seconds until one more request is allowed.
+        retry_after_s: u64,
+    },
     /// 404.
     #[error("{0}")]
     NotFound(String),
@@ -57,6 +71,9 @@ impl ApiError {
         match self {
             Self::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
             Self::InvalidEvent(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_event"),
+            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
@@ -78,14 +95,28 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        (
+        let mut response = (
             status,
             Json(ErrorBody {
                 error: code.to_owned(),
                 message,
             }),
         )
-            .into_response()
+            .into_response();
+        let headers = response.headers_mut();
+        match &self {
+            Self::Unauthorized(_) => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"ats-mafia\""),
+                );
+            }
+            Self::RateLimited { retry_after_s, .. } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_s));
+            }
+            _ => {}
+        }
+        response
     }
 }
 

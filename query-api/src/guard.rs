@@ -47,8 +47,10 @@ fn is_probe(request: &Request) -> bool {
     matches!(request.uri().path(), "/healthz" | "/readyz" | "/metrics")
 }
 
-/// Wraps `routes` in the guards (outermost first: JSON errors, concurrency, timeout).
-pub(crate) fn apply(routes: Router<AppState>, limits: &HttpLimits) -> Router<AppState> {
+/// Wraps `routes` in the guards (outermost first: JSON errors, API key and rate limit,
+/// concurrency, timeout). A key over its rate limit is refused before it takes a slot.
+pub(crate) fn apply(routes: Router<AppState>, state: &AppState) -> Router<AppState> {
+    let limits = &state.http;
     let timeout = limits.request_timeout;
     let permits = Arc::new(Semaphore::new(limits.max_concurrent.max(1)));
     let max_concurrent = limits.max_concurrent.max(1);
@@ -59,6 +61,10 @@ pub(crate) fn apply(routes: Router<AppState>, limits: &HttpLimits) -> Router<App
         .layer(middleware::from_fn(move |request: Request, next: Next| {
             admit(request, next, permits.clone(), max_concurrent)
         }))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::authenticate,
+        ))
         .layer(middleware::from_fn(json_errors))
 }
 

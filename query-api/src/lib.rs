@@ -17,6 +17,7 @@
 //! # }
 //! ```
 
+pub mod auth;
 pub mod auto_reports;
 mod error;
 mod guard;
@@ -29,6 +30,7 @@ pub use error::ApiError;
 pub use guard::HttpLimits;
 pub use openapi::ApiDoc;
 pub use routes::health::starting;
+pub use routes::RouteSpec;
 pub use state::{AppState, Counters};
 
 use axum::Router;
@@ -36,24 +38,20 @@ use axum::Router;
 /// Largest request body accepted (a full batch of large events fits easily).
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
+/// Every route with the access it needs, as the router of [`app`] is built from it.
+pub fn route_table() -> Vec<RouteSpec> {
+    routes::all().into_parts().1
+}
+
 /// The whole API.
 pub fn app(state: AppState) -> Router {
-    let routes = Router::new()
-        .merge(routes::events::router())
-        .merge(routes::operators::router())
-        .merge(routes::costs::router())
-        .merge(routes::progress::router())
-        .merge(routes::training::router())
-        .merge(routes::aggregator::router())
-        .merge(routes::reports::router())
-        .merge(routes::admin::router())
-        .merge(routes::health::router())
-        .merge(routes::dashboard::router())
-        .merge(openapi::router())
+    let (routes, _) = routes::all().into_parts();
+    let routes = routes
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES));
-    // Request timeout, concurrency limit, and JSON for refusals made by layers (see `guard`).
-    guard::apply(routes, &state.http)
+    // Request timeout, concurrency limit, API keys and rate limits, and JSON for refusals made
+    // by layers (see `guard` and `auth`).
+    guard::apply(routes, &state)
         .layer(
             // Failures are answered and, when internal, logged by `ApiError`; a 503 from /readyz is
             // not an error worth a log line.

@@ -45,6 +45,8 @@ pub struct AppState {
     /// `analytics.alerts.performance_threshold`: a recent average score below it raises a
     /// performance alert (evaluated at query time, so changing it needs no replay).
     pub performance_threshold: f64,
+    /// API keys and rate limits (issue 9).
+    pub auth: Arc<crate::auth::Auth>,
 }
 
 impl AppState {
@@ -58,6 +60,11 @@ impl AppState {
             budget_thresholds: vec![0.75, 0.9, 1.0],
             http: crate::HttpLimits::default(),
             performance_threshold: ats_projections::alerts::DEFAULT_PERFORMANCE_THRESHOLD,
+            // Secure by default: no key in memory, so only stored keys get in.
+            auth: Arc::new(crate::auth::Auth::new(
+                Vec::new(),
+                crate::auth::DEFAULT_RATE_LIMIT_PER_MINUTE,
+            )),
         }
     }
 }

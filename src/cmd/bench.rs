@@ -271,6 +271,30 @@ struct Engine {
     stream: String,
 }
 
+/// The key the bench's servers hold in memory and its requests send: the figures include
+/// authentication, as a client's requests would.
+fn bench_key() -> &'static str {
+    static KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        ats_commands::keys::generate("bench", &ats_events::Scope::ALL, None)
+            .map(|key| key.token)
+            // A v7 UUID is still 74 random bits, plenty for a loopback server of a few minutes.
+            .unwrap_or_else(|_| format!("bench-{}", uuid::Uuid::now_v7().simple()))
+    })
+}
+
+/// An HTTP client sending [`bench_key`].
+fn api_client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Ok(value) = format!("Bearer {}", bench_key()).parse() {
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap_or_default()
+}
+
 impl Engine {
     async fn start(nats: Option<String>) -> anyhow::Result<Self> {
         use std::io::BufRead;
@@ -285,6 +309,7 @@ impl Engine {
             .args(["serve", "--bind", "127.0.0.1:0", "--data"])
             .arg(dir.path())
             .env("RUST_LOG", "warn")
+            .env("ATS_ROOT_KEY", bench_key())
             .stdout(std::process::Stdio::piped());
         if let Some(url) = &nats {
             command.args(["--nats", url, "--stream", &stream]);
@@ -431,7 +456,7 @@ async fn scenarios(
     ceiling: f64,
 ) -> anyhow::Result<()> {
     let n = args.events;
-    let client = reqwest::Client::new();
+    let client = api_client();
     // Durable ingest over HTTP.
     let rate = http_ingest(&engine.url, bodies, args.clients, n).await?;
     report.throughput("ingest_http", log_name, n, rate, ceiling, 0.5);
@@ -586,7 +611,7 @@ async fn http_ingest(
     for _ in 0..clients.max(1) {
         let (next, bodies, bar, url) = (next.clone(), bodies.clone(), bar.clone(), url.to_owned());
         tasks.push(tokio::spawn(async move {
-            let client = reqwest::Client::new();
+            let client = api_client();
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(body) = bodies.get(i) else {
@@ -616,7 +641,7 @@ async fn http_ingest(
 
 /// Posts single small batches at `rate` events/s until told to stop.
 async fn paced_ingest(url: String, rate: f64, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let client = reqwest::Client::new();
+    let client = api_client();
     let batch = 100usize;
     let every = Duration::from_secs_f64(batch as f64 / rate.max(1.0));
     let mut tick = tokio::time::interval(every);

@@ -3,5 +3,6 @@
 pub mod analytics;
 pub mod bench;
 pub mod import;
+pub mod keys;
 pub mod replay;
 pub mod serve;

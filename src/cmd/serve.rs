@@ -34,8 +34,52 @@ pub struct Args {
     /// Most HTTP requests in flight; more are refused at once (503 `overloaded`).
     #[arg(long, env = "ATS_MAX_CONCURRENT_REQUESTS", default_value_t = 512)]
     pub max_concurrent_requests: usize,
+    /// Serve without API keys: every request may do everything. Refused unless the address
+    /// is a loopback one — for local play only.
+    #[arg(long)]
+    pub insecure_no_auth: bool,
+    /// A key with every scope, held in memory for the life of the process (at least 32
+    /// characters; pass it through the environment, not the command line).
+    #[arg(long, env = "ATS_ROOT_KEY", hide_env_values = true)]
+    pub root_key: Option<String>,
     #[command(flatten)]
     pub log: LogArgs,
+}
+
+/// Shortest root key accepted: a guessable root key would open everything.
+const MIN_ROOT_KEY_LEN: usize = 32;
+
+/// The authentication of this process, and the demo key to print (`--demo`).
+fn auth(
+    args: &Args,
+    config: &Config,
+    address: std::net::SocketAddr,
+) -> anyhow::Result<(ats_query_api::auth::Auth, Option<String>)> {
+    use ats_query_api::auth::{Auth, MemoryKey};
+    if args.insecure_no_auth {
+        anyhow::ensure!(
+            address.ip().is_loopback(),
+            "--insecure-no-auth: refused on {address}, which is not a loopback address; bind 127.0.0.1 or use API keys"
+        );
+        return Ok((Auth::disabled(), None));
+    }
+    let mut memory = Vec::new();
+    if let Some(root) = &args.root_key {
+        anyhow::ensure!(
+            root.trim().len() >= MIN_ROOT_KEY_LEN,
+            "ATS_ROOT_KEY: must be at least {MIN_ROOT_KEY_LEN} characters long"
+        );
+        memory.push(MemoryKey::new("root", root.trim()));
+    }
+    let demo = if args.demo {
+        let key = ats_commands::keys::generate("demo", &ats_events::Scope::ALL, None)
+            .context("cannot make the demo key")?;
+        memory.push(MemoryKey::new("demo", &key.token));
+        Some(key.token)
+    } else {
+        None
+    };
+    Ok((Auth::new(memory, config.api.rate_limit_per_minute), demo))
 }
 
 pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
@@ -47,6 +91,7 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {bind}"))?;
     let address = listener.local_addr()?;
+    let (auth, demo_key) = auth(&args, &config, address)?;
     let (why, why_rx) = tokio::sync::watch::channel("opening the event log".to_owned());
     let api: Arc<OnceLock<Router>> = Arc::new(OnceLock::new());
     let front = front(api.clone(), ats_query_api::starting(why_rx));
@@ -112,6 +157,8 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
     state.budget_thresholds = config.analytics.alerts.budget_thresholds.clone();
     state.performance_threshold = config.analytics.alerts.performance_threshold;
     let scheduled = scheduled_reports(&config, args.demo)?;
+    let auth = Arc::new(auth);
+    state.auth = auth.clone();
     state.http = ats_query_api::HttpLimits {
         request_timeout: Duration::from_millis(args.request_timeout_ms.max(1)),
         max_concurrent: args.max_concurrent_requests.max(1),
@@ -149,6 +196,17 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
     // `set` fails only if it was set before, and nothing else sets it.
     let _ = api.set(ats_query_api::app(state));
     println!("ats-mafia analytics listening on http://{address}/ (dashboard), API under /api, {where_log}");
+    match &demo_key {
+        Some(key) => {
+            println!("demo API key (every scope, valid while this process runs): {key}");
+            println!("open the dashboard: http://{address}/#key={key}");
+        }
+        None if !auth.enabled => {
+            println!("WARNING: --insecure-no-auth: no API keys are checked on {address}")
+        }
+        None if auth.memory_keys.is_empty() => warn_without_keys(&runtime, &log).await,
+        None => {}
+    }
     tracing::info!(%address, log = log.backend(), "serving");
     match http.await {
         Ok(result) => result.context("the HTTP server failed")?,
@@ -161,6 +219,25 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
     runtime.shutdown().await;
     println!("stopped; read models flushed");
     Ok(())
+}
+
+/// Tells the operator when no key can get in yet (a fresh data directory without a root key).
+async fn warn_without_keys(runtime: &Runtime, log: &Arc<dyn EventLog>) {
+    let Some(handle) = runtime.handle(ats_projections::keys::NAME) else {
+        return;
+    };
+    let Ok(head) = log.head().await else {
+        return;
+    };
+    if handle.wait_for(head, Duration::from_secs(2)).await
+        && !ats_projections::keys::any_active(&handle.tree())
+    {
+        println!(
+            "no API key exists yet: every request but /healthz and /readyz is refused. Create one with \
+             `ats-mafia keys create --scope admin,ingest,read --name me` (stop this server first, or \
+             pass --url with an admin key), or restart with ATS_ROOT_KEY set"
+        );
+    }
 }
 
 /// The router that is served from the first moment: the full API once `api` is set, the

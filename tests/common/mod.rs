@@ -9,9 +9,44 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+/// The key every harness server holds in memory (`ATS_ROOT_KEY`) and every harness request
+/// sends: the tests exercise the real authentication on every call.
+pub const ROOT_KEY: &str = "test-root-key-0123456789abcdef-0123456789abcdef";
+
+/// An HTTP client that sends [`ROOT_KEY`].
+pub fn client() -> reqwest::Client {
+    client_with_key(ROOT_KEY)
+}
+
+/// An HTTP client that sends `key` as `Authorization: Bearer`.
+pub fn client_with_key(key: &str) -> reqwest::Client {
+    authorized_with(key).build().expect("an HTTP client")
+}
+
+/// A client builder that sends [`ROOT_KEY`] (for clients with their own timeouts).
+pub fn authorized() -> reqwest::ClientBuilder {
+    authorized_with(ROOT_KEY)
+}
+
+fn authorized_with(key: &str) -> reqwest::ClientBuilder {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {key}").parse().expect("a header value"),
+    );
+    reqwest::Client::builder().default_headers(headers)
+}
+
 /// The binary under test.
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_ats-mafia")
+}
+
+/// A command running the binary, with [`ROOT_KEY`] as `ATS_API_KEY` for `--url` commands.
+pub fn command() -> Command {
+    let mut command = Command::new(binary());
+    command.env("ATS_API_KEY", ROOT_KEY);
+    command
 }
 
 /// A running `ats-mafia serve`.
@@ -26,6 +61,8 @@ pub struct Server {
     prefix: Option<String>,
     /// File the server's stderr goes to (inherited when `None`).
     stderr: Option<PathBuf>,
+    /// Every line the server printed on stdout after "listening on" (the demo key…).
+    printed: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Server {
@@ -38,6 +75,7 @@ impl Server {
             extra: extra.iter().map(|s| s.to_string()).collect(),
             prefix: None,
             stderr: None,
+            printed: Default::default(),
         };
         server.spawn();
         server
@@ -55,6 +93,7 @@ impl Server {
             extra: extra.iter().map(|s| s.to_string()).collect(),
             prefix: Some(prefix.to_owned()),
             stderr: Some(stderr.to_path_buf()),
+            printed: Default::default(),
         };
         server.spawn();
         server
@@ -82,6 +121,7 @@ impl Server {
             .arg(&self.data)
             .args(&self.extra)
             .env("RUST_LOG", "warn")
+            .env("ATS_ROOT_KEY", ROOT_KEY)
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
@@ -107,9 +147,35 @@ impl Server {
             }
         };
         // Keep draining stdout so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        let printed = self.printed.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                printed.lock().expect("not poisoned").push(line);
+            }
+        });
         self.url = url;
         self.child = Some(child);
+    }
+
+    /// The first line printed after "listening on" that contains `needle`, waiting for it.
+    pub fn printed_line(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(line) = self
+                .printed
+                .lock()
+                .expect("not poisoned")
+                .iter()
+                .find(|l| l.contains(needle))
+            {
+                return line.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server never printed {needle:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// SIGKILL: no shutdown, no flush.
@@ -165,7 +231,7 @@ impl Server {
 
     /// POSTs raw bytes to `/api/events`.
     pub async fn post_raw(&self, body: Vec<u8>, content_type: &str) -> (u16, Value) {
-        let r = reqwest::Client::new()
+        let r = client()
             .post(self.at("/api/events"))
             .header("content-type", content_type)
             .body(body)
@@ -178,7 +244,7 @@ impl Server {
 
     /// GETs a JSON document.
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let r = reqwest::get(self.at(path)).await.expect("GET");
+        let r = client().get(self.at(path)).send().await.expect("GET");
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
@@ -192,7 +258,7 @@ impl Server {
 
     /// POSTs a JSON body to any endpoint; returns status and JSON answer.
     pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
-        let r = reqwest::Client::new()
+        let r = client()
             .post(self.at(path))
             .json(body)
             .send()
@@ -248,7 +314,7 @@ pub fn registered(op: &str, name: &str) -> Value {
 
 /// Runs the binary with `args` over the data directory `data`: success, stdout, stderr.
 pub fn run_cli(args: &[&str], data: &Path) -> (bool, String, String) {
-    let output = Command::new(binary())
+    let output = command()
         .args(args)
         .arg("--data")
         .arg(data)

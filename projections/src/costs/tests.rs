@@ -1,20 +1,16 @@
 //! Given these events, this costs read model: exact numbers for every seed formula.
 
-use std::sync::Arc;
-
 use ats_events::cloudevents::event_id;
 use ats_events::{
     BudgetPeriod, BudgetScope, BudgetSet, Envelope, LlmUsage, ModelPriced, Payload,
     SessionCompleted, Timestamp,
 };
-use ats_ingest::StoredEvent;
 
 use super::budgets::{self, BudgetAlert};
 use super::optimizer::{
     self, calculate_training_roi, compare_training_methods, OptimizationType, TrainingMethod,
 };
 use super::*;
-use crate::runtime::fold_batch;
 
 fn t(text: &str) -> Timestamp {
     Timestamp::parse_rfc3339(text).unwrap()
@@ -128,18 +124,7 @@ fn completed(id: &str, at: &str, session: &str, scenario: &str) -> Envelope {
 }
 
 pub(crate) fn fold(events: &[Envelope]) -> sled::Tree {
-    let db = sled::Config::new().temporary(true).open().unwrap();
-    let tree = db.open_tree(NAME).unwrap();
-    let stored: Vec<StoredEvent> = events
-        .iter()
-        .zip(1..)
-        .map(|(e, position)| StoredEvent {
-            position,
-            event: Ok(Arc::new(e.clone())),
-        })
-        .collect();
-    fold_batch(&CostsProjector, &tree, &stored, false).unwrap();
-    tree
+    crate::runtime::fold_in_memory(&CostsProjector, events)
 }
 
 #[test]

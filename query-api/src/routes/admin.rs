@@ -3,17 +3,18 @@
 use ats_projections::runtime::{DeadLetter, ProjectorStatus};
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Serialize;
 
+use crate::auth::Access;
+use crate::routes::Routes;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/admin/projectors", get(projectors))
-        .route("/api/admin/dead-letters", get(dead_letters))
-        .route("/api/admin/rebuild", post(rebuild))
+pub fn routes() -> Routes {
+    Routes::new()
+        .get("/api/admin/projectors", Access::ADMIN, projectors)
+        .get("/api/admin/dead-letters", Access::ADMIN, dead_letters)
+        .post("/api/admin/rebuild", Access::ADMIN, rebuild)
 }
 
 /// Every projector's progress and state digest.

@@ -10,28 +10,34 @@ use ats_projections::{activity, costs, profiles, progress};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+use crate::auth::Access;
 use crate::error::{ApiError, ErrorBody};
 use crate::params::{Params, ReadParams};
 use crate::routes::events::append_intent;
+use crate::routes::Routes;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/analytics/dashboard", get(dashboard_data))
-        .route("/api/analytics/dashboard/refresh", post(refresh))
-        .route("/api/analytics/trends", get(trends))
-        .route("/api/analytics/team/performance", get(team_performance))
-        .route("/api/analytics/alerts", get(list_alerts))
-        .route(
-            "/api/analytics/alerts/{alert_id}/acknowledge",
-            post(acknowledge),
+pub fn routes() -> Routes {
+    Routes::new()
+        .get("/api/analytics/dashboard", Access::READ, dashboard_data)
+        .post("/api/analytics/dashboard/refresh", Access::READ, refresh)
+        .get("/api/analytics/trends", Access::READ, trends)
+        .get(
+            "/api/analytics/team/performance",
+            Access::READ,
+            team_performance,
         )
-        .route("/api/analytics/health", get(health))
+        .get("/api/analytics/alerts", Access::READ, list_alerts)
+        .post(
+            "/api/analytics/alerts/{alert_id}/acknowledge",
+            Access::INGEST,
+            acknowledge,
+        )
+        .get("/api/analytics/health", Access::READ, health)
 }
 
 /// The current tree of the projector `name`.

@@ -20,35 +20,46 @@ use ats_projections::costs::{
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 
+use crate::auth::Access;
 use crate::error::{ApiError, ErrorBody};
 use crate::params::{Params, ReadParams};
 use crate::routes::events::{append_intent, ReceiptBody};
+use crate::routes::Routes;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/analytics/models", get(models))
-        .route("/api/analytics/cost/breakdown", get(breakdown))
-        .route("/api/analytics/cost/summary", get(summary))
-        .route("/api/analytics/cost/optimization", get(optimization))
-        .route(
-            "/api/analytics/cost/budgets",
-            get(list_budgets).post(set_budget),
+pub fn routes() -> Routes {
+    Routes::new()
+        .get("/api/analytics/models", Access::READ, models)
+        .get("/api/analytics/cost/breakdown", Access::READ, breakdown)
+        .get("/api/analytics/cost/summary", Access::READ, summary)
+        .get(
+            "/api/analytics/cost/optimization",
+            Access::READ,
+            optimization,
         )
-        .route("/api/analytics/cost/roi", post(roi))
-        .route("/api/analytics/cost/anomalies", get(anomalies))
-        .route("/api/analytics/cost/forecast", get(forecast))
-        .route("/api/analytics/cost/what-if", post(what_if))
-        .route("/api/analytics/cost/budget-plan", post(budget_plan))
-        .route("/api/analytics/cost/predict", get(predict))
-        .route("/api/analytics/cost/usage", get(export_usage))
-        .route("/api/analytics/cost/statistics", get(statistics))
-        .route("/api/analytics/cost/models/{*model}", get(model_statistics))
-        .route("/api/analytics/cost/session/{id}", get(session_costs))
+        .get("/api/analytics/cost/budgets", Access::READ, list_budgets)
+        .post("/api/analytics/cost/budgets", Access::INGEST, set_budget)
+        .post("/api/analytics/cost/roi", Access::READ, roi)
+        .get("/api/analytics/cost/anomalies", Access::READ, anomalies)
+        .get("/api/analytics/cost/forecast", Access::READ, forecast)
+        .post("/api/analytics/cost/what-if", Access::READ, what_if)
+        .post("/api/analytics/cost/budget-plan", Access::READ, budget_plan)
+        .get("/api/analytics/cost/predict", Access::READ, predict)
+        .get("/api/analytics/cost/usage", Access::READ, export_usage)
+        .get("/api/analytics/cost/statistics", Access::READ, statistics)
+        .get(
+            "/api/analytics/cost/models/{*model}",
+            Access::READ,
+            model_statistics,
+        )
+        .get(
+            "/api/analytics/cost/session/{id}",
+            Access::READ,
+            session_costs,
+        )
 }
 
 fn costs_tree(state: &AppState) -> Result<sled::Tree, ApiError> {

@@ -1,13 +1,12 @@
 //! The dashboard page, served by the binary itself.
 
 use axum::response::Html;
-use axum::routing::get;
-use axum::Router;
 
-use crate::state::AppState;
+use crate::auth::Access;
+use crate::routes::Routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/", get(page))
+pub fn routes() -> Routes {
+    Routes::new().get("/", Access::Public, page)
 }
 
 async fn page() -> Html<&'static str> {

@@ -3,19 +3,20 @@
 use ats_ingest::intake::{submit, Receipt};
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 
 use ats_events::{EventKind, Timestamp};
 use axum::http::HeaderMap;
 
+use crate::auth::Access;
 use crate::error::{ApiError, ErrorBody};
+use crate::routes::Routes;
 use crate::state::{AppState, Counters};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/events", post(post_events))
-        .route("/api/events/schema", get(schema))
+pub fn routes() -> Routes {
+    Routes::new()
+        .post("/api/events", Access::INGEST, post_events)
+        .get("/api/events/schema", Access::Public, schema)
 }
 
 /// The answer to an accepted submission.

@@ -2,22 +2,32 @@
 
 use ats_projections::profiles::{self, Performance, SessionRecord};
 use axum::extract::{Path, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 
+use crate::auth::Access;
 use crate::error::ApiError;
 use crate::params::{Params, ReadParams};
+use crate::routes::Routes;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/analytics/operators", get(list))
-        .route("/api/analytics/operator/{id}/performance", get(performance))
-        .route("/api/analytics/operator/{id}/sessions", get(sessions))
-        .route(
+pub fn routes() -> Routes {
+    Routes::new()
+        .get("/api/analytics/operators", Access::READ, list)
+        .get(
+            "/api/analytics/operator/{id}/performance",
+            Access::READ,
+            performance,
+        )
+        .get(
+            "/api/analytics/operator/{id}/sessions",
+            Access::READ,
+            sessions,
+        )
+        .get(
             "/api/analytics/session/{id}/analysis",
-            get(session_analysis),
+            Access::READ,
+            session_analysis,
         )
 }
 

@@ -10,42 +10,64 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 
+use crate::auth::Access;
 use crate::error::{ApiError, ErrorBody};
 use crate::params::{Params, ReadParams, MIN_POSITION_WAIT};
 use crate::routes::events::{append_intent, ReceiptBody};
+use crate::routes::Routes;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/analytics/leaderboard", get(leaderboard))
-        .route(
+pub fn routes() -> Routes {
+    Routes::new()
+        .get("/api/analytics/leaderboard", Access::READ, leaderboard)
+        .get(
             "/api/analytics/operator/{id}/progress",
-            get(operator_progress),
+            Access::READ,
+            operator_progress,
         )
-        .route(
+        .get(
             "/api/analytics/operator/{id}/goals",
-            get(list_goals).post(create_goal),
+            Access::READ,
+            list_goals,
         )
-        .route(
+        .post(
+            "/api/analytics/operator/{id}/goals",
+            Access::INGEST,
+            create_goal,
+        )
+        .post(
             "/api/analytics/goals/{goal_id}/progress",
-            post(progress_goal),
+            Access::INGEST,
+            progress_goal,
         )
-        .route(
+        .get("/api/analytics/milestones", Access::READ, list_milestones)
+        .post(
             "/api/analytics/milestones",
-            get(list_milestones).post(register_milestone),
+            Access::INGEST,
+            register_milestone,
         )
-        .route("/api/analytics/certifications", get(list_certifications))
-        .route(
+        .get(
+            "/api/analytics/certifications",
+            Access::READ,
+            list_certifications,
+        )
+        .get(
             "/api/analytics/operator/{id}/certifications",
-            get(operator_certifications).post(award_certification),
+            Access::READ,
+            operator_certifications,
         )
-        .route(
+        .post(
+            "/api/analytics/operator/{id}/certifications",
+            Access::INGEST,
+            award_certification,
+        )
+        .get(
             "/api/analytics/operator/{id}/certifications/{cert_id}/eligibility",
-            get(eligibility),
+            Access::READ,
+            eligibility,
         )
 }
 

@@ -10,24 +10,30 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::auth::Access;
 use crate::error::{ApiError, ErrorBody};
 use crate::params::{Params, ReadParams, MIN_POSITION_WAIT};
 use crate::routes::aggregator::{read_models, tree};
 use crate::routes::costs::invalid_body;
 use crate::routes::events::{append_intent, ReceiptBody};
+use crate::routes::Routes;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/analytics/reports", get(list))
-        .route("/api/analytics/reports/generate", post(generate))
-        .route("/api/analytics/reports/{id}", get(show).delete(delete))
-        .route("/api/analytics/reports/{id}/download", get(download))
+pub fn routes() -> Routes {
+    Routes::new()
+        .get("/api/analytics/reports", Access::READ, list)
+        .post("/api/analytics/reports/generate", Access::INGEST, generate)
+        .get("/api/analytics/reports/{id}", Access::READ, show)
+        .delete("/api/analytics/reports/{id}", Access::INGEST, delete)
+        .get(
+            "/api/analytics/reports/{id}/download",
+            Access::READ,
+            download,
+        )
 }
 
 fn reports_tree(state: &AppState) -> Result<sled::Tree, ApiError> {

@@ -9,32 +9,41 @@ use ats_projections::training::{
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 
+use crate::auth::Access;
 use crate::error::{ApiError, ErrorBody};
 use crate::params::{Params, ReadParams};
 use crate::routes::events::{append_intent, ReceiptBody};
 use crate::routes::operators::profiles_tree;
+use crate::routes::Routes;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
+pub fn routes() -> Routes {
+    Routes::new()
+        .get(
             "/api/analytics/operator/{id}/recommendations",
-            get(recommendations),
+            Access::READ,
+            recommendations,
         )
-        .route("/api/analytics/operator/{id}/skill-gaps", get(skill_gaps))
-        .route("/api/analytics/operator/{id}/learning", get(learning))
-        .route(
+        .get(
+            "/api/analytics/operator/{id}/skill-gaps",
+            Access::READ,
+            skill_gaps,
+        )
+        .get(
+            "/api/analytics/operator/{id}/learning",
+            Access::READ,
+            learning,
+        )
+        .get(
             "/api/analytics/operator/{id}/benchmarks/{benchmark_id}",
-            get(compare),
+            Access::READ,
+            compare,
         )
-        .route(
-            "/api/analytics/benchmarks",
-            get(list_benchmarks).post(set_benchmark),
-        )
+        .get("/api/analytics/benchmarks", Access::READ, list_benchmarks)
+        .post("/api/analytics/benchmarks", Access::INGEST, set_benchmark)
 }
 
 /// `target_role`, `as_of`, `min_position`.

@@ -27,9 +27,9 @@ async fn fetch(args: &Args, config: &Config) -> anyhow::Result<DashboardData> {
             .map_err(|e| anyhow::anyhow!("--as-of: invalid RFC 3339 date-time {text:?}: {e}"))?,
         None => Timestamp::now(),
     };
-    if let Some(url) = &args.source.url {
+    if args.source.url.is_some() {
         let path = format!("/api/analytics/dashboard?as_of={}", as_of.to_rfc3339());
-        let body = Source::get_json(url, &path).await?;
+        let body = args.source.get_json(&path).await?;
         return Ok(serde_json::from_value(body)?);
     }
     let names = [

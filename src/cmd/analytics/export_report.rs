@@ -90,19 +90,14 @@ pub async fn run(args: Args, _config: Config) -> anyhow::Result<()> {
     let id = answer["report_id"]
         .as_str()
         .context("the server's answer has no report_id")?;
-    let url = args
-        .source
-        .url
-        .as_deref()
-        .context("export-report writes an event: pass --url of a running server")?;
-    let endpoint = format!(
-        "{}/api/analytics/reports/{id}/download?format={}",
-        url.trim_end_matches('/'),
+    let path = format!(
+        "/api/analytics/reports/{id}/download?format={}",
         args.format.as_str()
     );
-    let response = reqwest::get(&endpoint)
-        .await
-        .with_context(|| format!("cannot reach {url}"))?;
+    let response = args
+        .source
+        .send(args.source.request(reqwest::Method::GET, &path)?)
+        .await?;
     if !response.status().is_success() {
         anyhow::bail!("download of report {id} failed: {}", response.status());
     }

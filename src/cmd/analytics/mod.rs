@@ -33,6 +33,9 @@ pub struct Source {
     /// A running server (`http://127.0.0.1:8080`); without it the local data directory is read.
     #[arg(long, env = "ATS_URL")]
     pub url: Option<String>,
+    /// API key for `--url` (sent as `Authorization: Bearer`).
+    #[arg(long, env = "ATS_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
     #[command(flatten)]
     pub log: LogArgs,
 }
@@ -201,7 +204,7 @@ impl Source {
     ) -> anyhow::Result<T> {
         use anyhow::Context;
         match &self.url {
-            Some(url) => serde_json::from_value(Self::get_json(url, path).await?)
+            Some(_) => serde_json::from_value(self.get_json(path).await?)
                 .context("unexpected answer from the server"),
             None => local(&self.local_tree(config, projector).await?),
         }
@@ -241,28 +244,44 @@ impl Source {
         path: &str,
         body: Option<&serde_json::Value>,
     ) -> anyhow::Result<serde_json::Value> {
-        use anyhow::Context;
-        let url = self.url.as_deref().ok_or_else(|| {
-            anyhow::anyhow!("this command writes an event: pass --url of a running server")
-        })?;
-        let endpoint = format!("{}{path}", url.trim_end_matches('/'));
-        let mut request = reqwest::Client::new().request(method, &endpoint);
+        if self.url.is_none() {
+            anyhow::bail!("this command writes an event: pass --url of a running server");
+        }
+        let mut request = self.request(method, path)?;
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request
+        json_answer(self.send(request).await?).await
+    }
+
+    /// A request to `path` on the server of `--url`, with the API key when one is given.
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+    ) -> anyhow::Result<reqwest::RequestBuilder> {
+        let url = self
+            .url
+            .as_deref()
+            .ok_or_else(|| anyhow::anyhow!("no --url given"))?;
+        let endpoint = format!("{}{path}", url.trim_end_matches('/'));
+        let request = reqwest::Client::new().request(method, endpoint);
+        Ok(match &self.api_key {
+            Some(key) => request.bearer_auth(key.trim()),
+            None => request,
+        })
+    }
+
+    /// Sends `request`, naming the server when it cannot be reached.
+    pub async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> anyhow::Result<reqwest::Response> {
+        use anyhow::Context;
+        request
             .send()
             .await
-            .with_context(|| format!("cannot reach {url}"))?;
-        let status = response.status();
-        let answer: serde_json::Value = response
-            .json()
-            .await
-            .context("the server's answer is not JSON")?;
-        if !status.is_success() {
-            anyhow::bail!("{}", answer["message"].as_str().unwrap_or("request failed"));
-        }
-        Ok(answer)
+            .with_context(|| format!("cannot reach {}", self.url.as_deref().unwrap_or_default()))
     }
 
     /// Opens the local log and store and brings the projector `name` up to the head of the
@@ -291,23 +310,29 @@ impl Source {
         Ok(trees)
     }
 
-    /// GETs `path` from the server at `url` as JSON; a 404 becomes `not_found`'s message.
-    pub async fn get_json(url: &str, path: &str) -> anyhow::Result<serde_json::Value> {
-        use anyhow::Context;
-        let endpoint = format!("{}{path}", url.trim_end_matches('/'));
-        let response = reqwest::get(&endpoint)
-            .await
-            .with_context(|| format!("cannot reach {url}"))?;
-        let status = response.status();
-        let body: serde_json::Value = response
-            .json()
-            .await
-            .context("the server's answer is not JSON")?;
-        if !status.is_success() {
-            anyhow::bail!("{}", body["message"].as_str().unwrap_or("request failed"));
-        }
-        Ok(body)
+    /// GETs `path` from the server of `--url` as JSON; an error answer becomes its message.
+    pub async fn get_json(&self, path: &str) -> anyhow::Result<serde_json::Value> {
+        let request = self.request(reqwest::Method::GET, path)?;
+        json_answer(self.send(request).await?).await
     }
+}
+
+/// The JSON of a success, or the server's message (with a hint for 401) as the error.
+async fn json_answer(response: reqwest::Response) -> anyhow::Result<serde_json::Value> {
+    use anyhow::Context;
+    let status = response.status();
+    let body: serde_json::Value = response
+        .json()
+        .await
+        .context("the server's answer is not JSON")?;
+    if !status.is_success() {
+        let message = body["message"].as_str().unwrap_or("request failed");
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            anyhow::bail!("{message} (pass --api-key or set ATS_API_KEY)");
+        }
+        anyhow::bail!("{message}");
+    }
+    Ok(body)
 }
 
 /// Brings one projector's active tree up to the head of the log.
