@@ -115,10 +115,10 @@ impl Paths {
                             if tokio::time::Instant::now() < deadline
                                 && !matches!(err, LogError::Config(_)) =>
                         {
-                            tracing::warn!(message = "NATS not reachable yet; retrying.", url = %config.url, %err, retry_in_ms = backoff.as_millis() as u64);
+                            tracing::warn!(message = "NATS not reachable yet; retrying.", url = %config.redacted_url(), %err, retry_in_ms = backoff.as_millis() as u64);
                             waiting(&format!(
                                 "connecting to NATS at {}: {err}; retrying in {} ms",
-                                config.url,
+                                config.redacted_url(),
                                 backoff.as_millis()
                             ));
                             tokio::time::sleep(backoff).await;
@@ -126,7 +126,10 @@ impl Paths {
                         }
                         Err(err) => {
                             return Err(err).with_context(|| {
-                                format!("cannot open the JetStream log at {}", config.url)
+                                format!(
+                                    "cannot open the JetStream log at {}",
+                                    config.redacted_url()
+                                )
                             })
                         }
                     }

@@ -332,6 +332,24 @@ async fn poison_event_is_dead_lettered_over_http_and_the_projector_goes_on() {
         .unwrap();
     assert_eq!(profiles["state"], "live");
     assert!(profiles["dead_letters"].as_u64().unwrap() >= 1);
+    // … and it raises an alert, on the alert list and the dashboard.
+    let alerts = server.get_ok("/api/analytics/alerts").await;
+    let alert = alerts["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["alert_type"] == "system_health" && a["details"]["projector"] == "profiles_v1")
+        .unwrap_or_else(|| panic!("no dead-letter alert: {alerts}"));
+    assert_eq!(alert["details"]["position"], poison_position, "{alert}");
+    let dashboard = server.get_ok("/api/analytics/dashboard").await;
+    assert!(
+        dashboard["active_alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["id"] == alert["id"]),
+        "{dashboard}"
+    );
     println!(
         "poison: dead letter at position {poison_position} ({}); profiles_v1 live past it",
         letter["error"]

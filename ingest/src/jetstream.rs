@@ -70,6 +70,32 @@ pub struct JetStreamConfig {
     pub request_timeout: Duration,
 }
 
+impl JetStreamConfig {
+    /// The URL(s) with any password or token replaced by `***`, for logs and messages.
+    pub fn redacted_url(&self) -> String {
+        self.url
+            .split(',')
+            .map(|url| {
+                let url = url.trim();
+                let Some((scheme, rest)) = url.split_once("://") else {
+                    return url.to_owned();
+                };
+                match rest.rsplit_once('@') {
+                    Some((userinfo, host)) => {
+                        let user = match userinfo.split_once(':') {
+                            Some((user, _)) => format!("{user}:***"),
+                            None => "***".to_owned(),
+                        };
+                        format!("{scheme}://{user}@{host}")
+                    }
+                    None => url.to_owned(),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
 impl Default for JetStreamConfig {
     fn default() -> Self {
         Self {
@@ -186,10 +212,23 @@ impl JetStreamLog {
             .map(str::trim)
             .filter(|u| !u.is_empty())
             .collect();
-        let client = options
-            .connect(servers)
-            .await
-            .map_err(|e| LogError::Unavailable(format!("cannot connect to {}: {e}", config.url)))?;
+        // async-nats ignores a user and password (or token) written in the URL: pass them on.
+        let first: async_nats::ServerAddr = servers
+            .first()
+            .copied()
+            .unwrap_or_default()
+            .parse()
+            .map_err(|e| LogError::Config(format!("log.url: {e}")))?;
+        match (first.username(), first.password()) {
+            (Some(user), Some(password)) => {
+                options = options.user_and_password(user.into(), password.into());
+            }
+            (Some(token), None) => options = options.token(token.into()),
+            _ => {}
+        }
+        let client = options.connect(servers).await.map_err(|e| {
+            LogError::Unavailable(format!("cannot connect to {}: {e}", config.redacted_url()))
+        })?;
         Self::with_client(client, config).await
     }
 
@@ -324,7 +363,7 @@ impl JetStreamLog {
             async_nats::connection::State::Connected => Ok(()),
             _ => Err(LogError::Unavailable(format!(
                 "not connected to NATS at {}; reconnecting",
-                self.config.url
+                self.config.redacted_url()
             ))),
         }
     }
@@ -690,5 +729,22 @@ impl EventLog for JetStreamLog {
         .flatten()
         .filter(|batch| std::future::ready(!matches!(batch, Ok(events) if events.is_empty())));
         Box::pin(stream)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_and_tokens_never_reach_messages() {
+        let config = JetStreamConfig {
+            url: "nats://ats:s3cret@n1:4222, tls://t0ken@n2:4222,nats://n3:4222".into(),
+            ..JetStreamConfig::default()
+        };
+        assert_eq!(
+            config.redacted_url(),
+            "nats://ats:***@n1:4222,tls://***@n2:4222,nats://n3:4222"
+        );
     }
 }

@@ -11,6 +11,7 @@ pub struct NatsServer {
     child: Option<Child>,
     port: u16,
     store: tempfile::TempDir,
+    extra: Vec<String>,
 }
 
 fn free_port() -> u16 {
@@ -24,11 +25,17 @@ fn free_port() -> u16 {
 impl NatsServer {
     /// Starts a server; panics with a clear message when `nats-server` is not installed.
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server with extra `nats-server` arguments (`--tls …`, `--user …`).
+    pub fn start_with(extra: &[&str]) -> Self {
         let store = tempfile::tempdir().expect("cannot create a temporary store dir");
         let mut server = Self {
             child: None,
             port: free_port(),
             store,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         server.spawn();
         server
@@ -41,6 +48,7 @@ impl NatsServer {
             child: None,
             port: free_port(),
             store: tempfile::tempdir().expect("cannot create a temporary store dir"),
+            extra: Vec::new(),
         }
     }
 
@@ -55,6 +63,7 @@ impl NatsServer {
                 "-sd",
             ])
             .arg(self.store.path())
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -119,7 +119,7 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
         Some(js) => format!(
             "JetStream stream {} at {} (intake subject {})",
             js.stream,
-            js.url,
+            js.redacted_url(),
             ats_ingest::intake::INTAKE_SUBJECT
         ),
     };
