@@ -382,3 +382,55 @@ async fn insecure_no_auth_is_for_loopback_only() {
         .printed_line("--insecure-no-auth")
         .contains("no API keys are checked"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_made_on_one_jetstream_node_works_on_another_and_a_revocation_too() {
+    let nats = ats_ingest::testkit::NatsServer::start();
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let flags = ["--nats", &nats.url(), "--stream", "ATS_KEYS_TEST"];
+    let a = Server::start(a_dir.path(), &flags);
+    let b = Server::start(b_dir.path(), &flags);
+    a.ready().await;
+    b.ready().await;
+    let (status, created) = a
+        .post_json(
+            "/api/admin/keys",
+            &json!({"name": "dashboards", "scopes": ["read"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let key = created["key"].as_str().unwrap();
+    // At once on the other node: an unknown key waits for that node's keys projector.
+    let reader = client_with_key(key);
+    let r = reader
+        .get(b.at("/api/analytics/operators"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let key_id = created["key_id"].as_str().unwrap();
+    let r = client()
+        .delete(b.at(&format!("/api/admin/keys/{key_id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Revoked on b; a learns it from the stream.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let status = reader
+            .get(a.at("/api/analytics/operators"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        if status == 401 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node a still accepts the revoked key"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
