@@ -192,6 +192,24 @@ pub fn operator_progress(
         .as_ref()
         .map(|p| to_value(&p.achievements))
         .unwrap_or_else(|| json!([]));
+    // Seed `get_training_statistics`: curves and retention per practised skill, and the
+    // competency matrix — from the practice points, as of the report's instant.
+    let training_effectiveness = crate::training::learning(&models.profiles, operator, None, as_of)
+        .map(|learning| {
+            let curves: BTreeMap<&str, Value> = learning
+                .skills
+                .iter()
+                .map(|s| (s.skill.as_str(), to_value(&s.learning_curve)))
+                .collect();
+            let retention: BTreeMap<&str, Value> = learning
+                .skills
+                .iter()
+                .filter_map(|s| Some((s.skill.as_str(), to_value(s.retention.as_ref()?))))
+                .collect();
+            json!({"operator_id": operator, "learning_curves": curves,
+                   "retention_data": retention,
+                   "competency_matrix": to_value(&learning.competency_matrix)})
+        });
     Ok(Generated {
         title: format!("Operator Progress Report: {}", profile.name),
         description: format!(
@@ -212,6 +230,7 @@ pub fn operator_progress(
             },
             "performance_analysis": performance,
             "skills": skills,
+            "training_effectiveness": training_effectiveness,
             "recent_sessions": recent,
             "achievements": achievements,
             "certifications": profile.certifications,
