@@ -83,7 +83,7 @@ impl Default for PerformanceMetrics {
 pub struct Reporting {
     /// Scheduled reports: `daily_summary`, `weekly_cost` (none by default; both with `--demo`).
     pub auto_generate: Vec<String>,
-    /// Output formats.
+    /// Formats reports may be downloaded in (`json`, `csv`, `html`, `markdown`).
     pub formats: Vec<String>,
 }
 
@@ -92,7 +92,11 @@ impl Default for Reporting {
         Self {
             // Opt-in (the seed only proposed it): a scheduled report is an event in the log.
             auto_generate: Vec::new(),
-            formats: vec!["json".into(), "html".into(), "markdown".into()],
+            // All four: the seed's example list (json, html, markdown) would hide CSV, which
+            // reports exist to export.
+            formats: ["json", "csv", "html", "markdown"]
+                .map(String::from)
+                .to_vec(),
         }
     }
 }

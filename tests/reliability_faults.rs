@@ -274,7 +274,7 @@ async fn serve_before_nats_is_live_not_ready_then_ready() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_event_is_dead_lettered_over_http_and_the_projector_goes_on() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &[]);
+    let mut server = Server::start(dir.path(), &[]);
     server.ready().await;
     let first = session("op_a", 1, 0.8, &["recon"]);
     let mut poison = session("op_b", 2, 0.6, &["recon"]);
@@ -349,6 +349,19 @@ async fn poison_event_is_dead_lettered_over_http_and_the_projector_goes_on() {
             .iter()
             .any(|a| a["id"] == alert["id"]),
         "{dashboard}"
+    );
+    // The CLI's dashboard over the local data directory shows it too.
+    server.stop();
+    let (ok, out, err) = common::run_cli(&["analytics", "dashboard", "--json"], dir.path());
+    assert!(ok, "{err}");
+    let local: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        local["active_alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["id"] == alert["id"]),
+        "{local}"
     );
     println!(
         "poison: dead letter at position {poison_position} ({}); profiles_v1 live past it",

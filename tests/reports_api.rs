@@ -365,3 +365,232 @@ async fn generate_refuses_bad_requests() {
         assert!(message.starts_with(prefix), "{message}");
     }
 }
+
+/// (status, content type, body) of a download through a template.
+async fn download_with(server: &Server, id: &str, template: &str) -> (u16, String, String) {
+    download(server, id, &format!("json&template={template}")).await
+}
+
+const TEAM_HTML: &str = "<h1>{{ title }}</h1><ul>{% for op in data.operators %}<li>{{ op.name }}: {{ op.xp }} XP</li>{% endfor %}</ul>";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_templates_render_stored_reports_and_survive_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &[]);
+    server.ready().await;
+    let (status, receipt) = server.post_events(&Value::Array(history())).await;
+    assert_eq!(status, 200, "{receipt}");
+    let head = receipt["positions"].as_array().unwrap().last().unwrap();
+    server
+        .get_ok(&format!("/api/analytics/operators?min_position={head}"))
+        .await;
+    let team = generate(
+        &server,
+        "team_performance",
+        json!({"operator_ids": ["op_001", "op_002"]}),
+    )
+    .await;
+    let id = team["report_id"].as_str().unwrap().to_owned();
+
+    // Register: the source must compile (422 naming `template` and the line otherwise).
+    let (status, body) = server
+        .post_json(
+            "/api/analytics/reports/templates",
+            &json!({"name": "team-html", "media_type": "text/html", "template": "ok\n{% for %}"}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("template: ") && message.contains("line 2"),
+        "{body}"
+    );
+    let (status, body) = server
+        .post_json(
+            "/api/analytics/reports/templates",
+            &json!({"name": "team-html", "media_type": "text/pdf", "template": "x"}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("media_type: "),
+        "{body}"
+    );
+    let (status, receipt) = server
+        .post_json(
+            "/api/analytics/reports/templates",
+            &json!({"name": "team-html", "media_type": "text/html", "template": TEAM_HTML,
+                    "description": "a list of operators"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{receipt}");
+    let position = receipt["positions"][0].as_u64().unwrap();
+    let listed = server
+        .get_ok(&format!(
+            "/api/analytics/reports/templates?min_position={position}"
+        ))
+        .await;
+    assert_eq!(listed["count"], 1);
+    assert_eq!(listed["templates"][0]["name"], "team-html");
+    let shown = server
+        .get_ok("/api/analytics/reports/templates/team-html")
+        .await;
+    assert_eq!(shown["template"], TEAM_HTML);
+
+    // Rendered through it: HTML escapes the hostile name; the content type is the template's.
+    let (status, _, refused) = download_with(&server, &id, "team-html").await;
+    assert_eq!(status, 400, "format and template together: {refused}");
+    let r = common::client()
+        .get(server.at(&format!(
+            "/api/analytics/reports/{id}/download?template=team-html"
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/html; charset=utf-8");
+    assert!(r.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .ends_with(".html"));
+    let html = r.text().await.unwrap();
+    assert!(
+        html.starts_with(
+            "<h1>Team Performance Report</h1><ul><li>&lt;script&gt;alert(1)&lt;&#x2f;script&gt;: "
+        ),
+        "{html}"
+    );
+    assert!(!html.contains(HOSTILE));
+    let (status, _) = server
+        .get(&format!(
+            "/api/analytics/reports/{id}/download?template=missing"
+        ))
+        .await;
+    assert_eq!(status, 404);
+
+    // The CLI: register a Markdown template from a file, list, export through it.
+    let source = dir.path().join("brief.md.j2");
+    std::fs::write(
+        &source,
+        "# {{ title }}\n{% for op in data.operators %}- {{ op.name }}\n{% endfor %}",
+    )
+    .unwrap();
+    let url = server.url.clone();
+    let (ok, stdout, err) = common::run_cli(
+        &[
+            "analytics",
+            "report",
+            "template",
+            "register",
+            "brief",
+            "--file",
+            source.to_str().unwrap(),
+            "--url",
+            &url,
+        ],
+        dir.path(),
+    );
+    assert!(ok, "{err}");
+    assert!(
+        stdout.contains("Template brief (text/markdown) registered"),
+        "{stdout}"
+    );
+    let (ok, stdout, err) = common::run_cli(
+        &["analytics", "report", "template", "list", "--url", &url],
+        dir.path(),
+    );
+    assert!(ok, "{err}");
+    assert!(
+        stdout.contains("brief") && stdout.contains("team-html"),
+        "{stdout}"
+    );
+    let out = dir.path().join("brief.md");
+    let (ok, _, err) = common::run_cli(
+        &[
+            "analytics",
+            "export-report",
+            "team",
+            out.to_str().unwrap(),
+            "--template",
+            "brief",
+            "--url",
+            &url,
+        ],
+        dir.path(),
+    );
+    assert!(ok, "{err}");
+    let brief = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        brief.starts_with("# Team Performance Report\n- "),
+        "{brief}"
+    );
+    assert!(brief.contains(HOSTILE), "Markdown is not escaped: {brief}");
+
+    // The same bytes after an offline replay.
+    server.stop();
+    let (ok, _, err) = common::run_cli(&["replay"], dir.path());
+    assert!(ok, "{err}");
+    server.restart();
+    server.ready().await;
+    let again = common::client()
+        .get(server.at(&format!(
+            "/api/analytics/reports/{id}/download?template=team-html"
+        )))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(again, html);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn download_formats_follow_the_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ats.yaml");
+    std::fs::write(
+        &config,
+        "analytics:\n  reporting:\n    formats: [json, markdown]\n",
+    )
+    .unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    server.ready().await;
+    let (status, receipt) = server.post_events(&Value::Array(history())).await;
+    assert_eq!(status, 200, "{receipt}");
+    let team = generate(&server, "team_performance", json!({})).await;
+    let id = team["report_id"].as_str().unwrap();
+    assert_eq!(download(&server, id, "markdown").await.0, 200);
+    let (status, _, body) = download(&server, id, "csv").await;
+    assert_eq!(status, 400);
+    assert!(
+        body.contains("format: csv is not offered by this server (analytics.reporting.formats: json, markdown)"),
+        "{body}"
+    );
+
+    // An unknown format in the file stops the server with the key named.
+    std::fs::write(
+        &config,
+        "analytics:\n  reporting:\n    formats: [json, pdf]\n",
+    )
+    .unwrap();
+    let output = common::command()
+        .args(["serve", "--bind", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .arg("--data")
+        .arg(dir.path().join("data-2"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        err.contains("analytics.reporting.formats: unknown format \"pdf\""),
+        "{err}"
+    );
+}

@@ -537,6 +537,36 @@ pub struct AlertAcknowledged {
     pub by: Option<String>,
 }
 
+/// `ats.report.template.registered`: a custom report template (minijinja), registered by name;
+/// `GET …/reports/{id}/download?template=<name>` renders a stored report through it. A later
+/// registration of the same name replaces it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReportTemplateRegistered {
+    /// Template name (`?template=`).
+    pub name: String,
+    /// Media type of what it renders: one of [`TEMPLATE_MEDIA_TYPES`]; `text/html` escapes
+    /// every value it inserts.
+    pub media_type: String,
+    /// The minijinja source; the context is the report (`title`, `data`, …).
+    pub template: String,
+    /// What it is for.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// Media types a report template may render.
+pub const TEMPLATE_MEDIA_TYPES: [&str; 5] = [
+    "text/html",
+    "text/markdown",
+    "text/csv",
+    "text/plain",
+    "application/json",
+];
+
+/// Longest template source accepted (a template is a document, not a field).
+pub const MAX_TEMPLATE_LEN: usize = 64 * 1024;
+
 /// What an API key may do (issue 9). Scopes are independent: `admin` does not imply `read`,
 /// so a key holds exactly what it was given.
 #[derive(
@@ -698,6 +728,7 @@ catalogue! {
     ReportGenerated => "ats.report.generated", operator: |_| None;
     ReportDeleted => "ats.report.deleted", operator: |_| None;
     AlertAcknowledged => "ats.alert.acknowledged", operator: |_| None;
+    ReportTemplateRegistered => "ats.report.template.registered", operator: |_| None;
     ApiKeyIssued => "ats.apikey.issued", operator: |_| None;
     ApiKeyRevoked => "ats.apikey.revoked", operator: |_| None;
 }
@@ -944,6 +975,45 @@ impl Validate for ReportGenerated {
 impl Validate for ReportDeleted {
     fn validate(&self) -> Result<(), FieldError> {
         id("report_id", &self.report_id)
+    }
+}
+
+impl Validate for ReportTemplateRegistered {
+    fn validate(&self) -> Result<(), FieldError> {
+        id("name", &self.name)?;
+        if !self
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(FieldError::new(
+                "name",
+                "may hold only letters, digits, '-', '_' and '.'",
+            ));
+        }
+        if !TEMPLATE_MEDIA_TYPES.contains(&self.media_type.as_str()) {
+            return Err(FieldError::new(
+                "media_type",
+                format!(
+                    "unknown media type {:?}, expected one of {}",
+                    self.media_type,
+                    TEMPLATE_MEDIA_TYPES.join(", ")
+                ),
+            ));
+        }
+        if self.template.trim().is_empty() {
+            return Err(FieldError::new("template", "must not be empty"));
+        }
+        if self.template.len() > MAX_TEMPLATE_LEN {
+            return Err(FieldError::new(
+                "template",
+                format!(
+                    "is {} bytes long, the limit is {MAX_TEMPLATE_LEN}",
+                    self.template.len()
+                ),
+            ));
+        }
+        opt_text("description", &self.description)
     }
 }
 

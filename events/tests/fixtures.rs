@@ -21,8 +21,9 @@ use ats_events::{
     codec, AlertAcknowledged, ApiKeyIssued, ApiKeyRevoked, Attributes, BenchmarkSet, BudgetPeriod,
     BudgetScope, BudgetSet, CertificationAwarded, Envelope, EventKind, GoalCreated, GoalProgressed,
     LeaderboardScored, LlmUsage, MetricRecorded, MetricType, MilestoneRegistered, MilestoneType,
-    ModelPriced, OperatorRegistered, Payload, ReportDeleted, ReportGenerated, ReportType, Scope,
-    SessionCompleted, SessionMetric, SessionStarted, SkillAssessed, Timestamp, Validate, XpAwarded,
+    ModelPriced, OperatorRegistered, Payload, ReportDeleted, ReportGenerated,
+    ReportTemplateRegistered, ReportType, Scope, SessionCompleted, SessionMetric, SessionStarted,
+    SkillAssessed, Timestamp, Validate, XpAwarded,
 };
 use serde_json::{json, Value};
 
@@ -201,6 +202,14 @@ fn payload(kind: EventKind) -> Payload {
             alert_id: "alert-budget-op_001-0.9".into(),
             by: Some("lead_007".into()),
         }),
+        EventKind::ReportTemplateRegistered => {
+            Payload::ReportTemplateRegistered(ReportTemplateRegistered {
+                name: "team-brief".into(),
+                media_type: "text/markdown".into(),
+                template: "# {{ title }}\n{% for op in data.operators %}- {{ op.name }}: {{ op.xp }} XP\n{% endfor %}".into(),
+                description: Some("One line per operator".into()),
+            })
+        }
         EventKind::ApiKeyIssued => Payload::ApiKeyIssued(ApiKeyIssued {
             key_id: "3f2a9c41d07be815".into(),
             name: "grafana".into(),
@@ -301,9 +310,10 @@ fn every_kind_has_a_fixture_and_every_fixture_a_kind() {
         .collect();
     let expected: BTreeSet<String> = EventKind::ALL.iter().map(|&k| file_name(k)).collect();
     assert_eq!(on_disk, expected);
-    // The 17 kinds of DOMAIN.md §A1, ats.leaderboard.scored (custom leaderboards, issue 6) and
+    // The 17 kinds of DOMAIN.md §A1, ats.leaderboard.scored (custom leaderboards, issue 6),
+    // ats.report.template.registered (custom report templates, issue 7) and
     // ats.apikey.issued/revoked (API keys, issue 9).
-    assert_eq!(expected.len(), 20);
+    assert_eq!(expected.len(), 21);
 }
 
 #[test]

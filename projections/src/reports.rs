@@ -24,6 +24,7 @@ use crate::runtime::{ApplyError, Projector};
 use crate::view::View;
 
 pub mod render;
+pub mod templates;
 
 /// The projector's name (with its version).
 pub const NAME: &str = "reports_v1";
@@ -472,6 +473,7 @@ impl Projector for ReportsProjector {
                 )?;
             }
             Payload::ReportDeleted(p) => view.remove(&report_key(&p.report_id))?,
+            Payload::ReportTemplateRegistered(p) => templates::fold(view, event.occurred_at, p)?,
             _ => {}
         }
         Ok(())

@@ -151,7 +151,9 @@ impl ProjectorHandle {
     }
 }
 
-fn dead_letters(tree: &sled::Tree, projector: &str) -> Vec<DeadLetter> {
+/// The dead letters stored in `tree` of `projector`, in position order (also for offline
+/// readers, such as the CLI over a local data directory).
+pub fn dead_letters(tree: &sled::Tree, projector: &str) -> Vec<DeadLetter> {
     // `map_while`: a sled iterator that fails keeps failing, it never ends.
     tree.scan_prefix(DEAD_PREFIX)
         .map_while(Result::ok)

@@ -30,6 +30,7 @@ use crate::routes::{
         aggregator::team_performance, aggregator::list_alerts, aggregator::acknowledge,
         aggregator::health,
         reports::generate, reports::list, reports::show, reports::download, reports::delete,
+        reports::register_template, reports::list_templates, reports::show_template,
         admin::projectors, admin::dead_letters, admin::rebuild,
         keys::create, keys::list, keys::revoke,
         health::healthz, health::readyz, health::metrics,

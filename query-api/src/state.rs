@@ -47,6 +47,8 @@ pub struct AppState {
     pub performance_threshold: f64,
     /// API keys and rate limits (issue 9).
     pub auth: Arc<crate::auth::Auth>,
+    /// `analytics.reporting.formats`: the formats reports may be downloaded in.
+    pub report_formats: Vec<ats_projections::reports::render::Format>,
 }
 
 impl AppState {
@@ -65,6 +67,7 @@ impl AppState {
                 Vec::new(),
                 crate::auth::DEFAULT_RATE_LIMIT_PER_MINUTE,
             )),
+            report_formats: ats_projections::reports::render::Format::ALL.to_vec(),
         }
     }
 }

@@ -157,6 +157,7 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
     state.budget_thresholds = config.analytics.alerts.budget_thresholds.clone();
     state.performance_threshold = config.analytics.alerts.performance_threshold;
     let scheduled = scheduled_reports(&config, args.demo)?;
+    state.report_formats = report_formats(&config)?;
     let auth = Arc::new(auth);
     state.auth = auth.clone();
     state.http = ats_query_api::HttpLimits {
@@ -292,6 +293,26 @@ fn scheduled_reports(
             AutoReport::parse(kind).ok_or_else(|| {
                 anyhow::anyhow!(
                     "analytics.reporting.auto_generate: unknown report {kind:?}, expected daily_summary or weekly_cost"
+                )
+            })
+        })
+        .collect()
+}
+
+/// The download formats of `analytics.reporting.formats`.
+fn report_formats(
+    config: &Config,
+) -> anyhow::Result<Vec<ats_projections::reports::render::Format>> {
+    use ats_projections::reports::render::Format;
+    config
+        .analytics
+        .reporting
+        .formats
+        .iter()
+        .map(|name| {
+            Format::parse(name).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "analytics.reporting.formats: unknown format {name:?}, expected json, csv, html or markdown"
                 )
             })
         })

@@ -4,6 +4,7 @@
 use ats_events::cloudevents::event_id;
 use ats_events::{EventKind, ReportType, Timestamp};
 use ats_projections::reports::render::{self, Format};
+use ats_projections::reports::templates::{self, TemplateInfo};
 use ats_projections::reports::{self, Report, ReportListItem, ReportParameters};
 use ats_projections::{activity, costs, profiles, progress};
 use axum::body::Bytes;
@@ -33,6 +34,21 @@ pub fn routes() -> Routes {
             "/api/analytics/reports/{id}/download",
             Access::READ,
             download,
+        )
+        .post(
+            "/api/analytics/reports/templates",
+            Access::INGEST,
+            register_template,
+        )
+        .get(
+            "/api/analytics/reports/templates",
+            Access::READ,
+            list_templates,
+        )
+        .get(
+            "/api/analytics/reports/templates/{name}",
+            Access::READ,
+            show_template,
         )
 }
 
@@ -261,8 +277,10 @@ pub async fn show(
 /// Parameters of a download.
 #[derive(Deserialize, utoipa::IntoParams)]
 pub struct DownloadParams {
-    /// `json` (default), `csv`, `html` or `markdown`.
+    /// `json` (default), `csv`, `html` or `markdown` (those of `analytics.reporting.formats`).
     pub format: Option<String>,
+    /// A registered template to render the report through, instead of a format.
+    pub template: Option<String>,
     /// Wait (up to 5 s) until the projectors have applied this log position.
     pub min_position: Option<u64>,
 }
@@ -279,37 +297,134 @@ pub async fn download(
     Path(id): Path<String>,
     Params(params): Params<DownloadParams>,
 ) -> Result<Response, ApiError> {
-    let name = params.format.as_deref().unwrap_or("json");
-    let format = Format::parse(name).ok_or_else(|| {
-        bad(format!(
-            "format: Invalid format: {name} (expected one of {})",
-            Format::ALL.map(Format::as_str).join(", ")
-        ))
-    })?;
+    let format = match (&params.template, params.format.as_deref()) {
+        (Some(_), Some(_)) => {
+            return Err(bad(
+                "format: give either format or template, not both".into()
+            ))
+        }
+        (Some(_), None) => None,
+        (None, name) => Some(download_format(&state, name.unwrap_or("json"))?),
+    };
     ReadParams {
         as_of: None,
         min_position: params.min_position,
     }
     .settle(&state)
     .await?;
-    let report = reports::report(&reports_tree(&state)?, &id).ok_or_else(|| not_found(&id))?;
-    let body = render::render(&report, format);
+    let tree = reports_tree(&state)?;
+    let report = reports::report(&tree, &id).ok_or_else(|| not_found(&id))?;
+    let (body, content_type, extension) = match (format, &params.template) {
+        (Some(format), _) => (
+            render::render(&report, format),
+            format.content_type().to_owned(),
+            // The seed's name: the format's wire string as the extension (`.markdown`).
+            format.as_str(),
+        ),
+        (None, Some(name)) => {
+            let template = templates::get(&tree, name)
+                .ok_or_else(|| ApiError::NotFound(format!("template: no template named {name}")))?;
+            let body = templates::render(&report, &template).map_err(|e| {
+                ApiError::InvalidEvent(format!("template: {name} cannot render this report: {e}"))
+            })?;
+            (
+                body,
+                format!("{}; charset=utf-8", template.media_type),
+                templates::extension(&template.media_type),
+            )
+        }
+        (None, None) => return Err(ApiError::Internal("no format and no template".into())),
+    };
     let disposition = format!(
-        "attachment; filename=report_{}.{}",
+        "attachment; filename=report_{}.{extension}",
         report
             .id
             .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_"),
-        // The seed's name: the format's wire string as the extension (`.markdown`).
-        format.as_str()
     );
     Ok((
         [
-            (header::CONTENT_TYPE, format.content_type().to_owned()),
+            (header::CONTENT_TYPE, content_type),
             (header::CONTENT_DISPOSITION, disposition),
         ],
         body,
     )
         .into_response())
+}
+
+/// A download format: known, and offered by `analytics.reporting.formats`.
+fn download_format(state: &AppState, name: &str) -> Result<Format, ApiError> {
+    let format = Format::parse(name).ok_or_else(|| {
+        bad(format!(
+            "format: Invalid format: {name} (expected one of {})",
+            Format::ALL.map(Format::as_str).join(", ")
+        ))
+    })?;
+    if !state.report_formats.contains(&format) {
+        let offered: Vec<&str> = state.report_formats.iter().map(|f| f.as_str()).collect();
+        return Err(bad(format!(
+            "format: {name} is not offered by this server (analytics.reporting.formats: {})",
+            offered.join(", ")
+        )));
+    }
+    Ok(format)
+}
+
+/// Registers a custom template (appends `ats.report.template.registered`; the same name
+/// again replaces it). The source must compile: 422 naming `template` and the line otherwise.
+#[utoipa::path(post, path = "/api/analytics/reports/templates", tag = "reports",
+    request_body(content = ats_events::ReportTemplateRegistered, description = "ats.report.template.registered data: name, media_type (text/html escapes values), template (minijinja; the context is the report), description"),
+    responses((status = 200, body = ReceiptBody), (status = 422, body = ErrorBody)))]
+pub async fn register_template(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<ReceiptBody>, ApiError> {
+    let request: ats_events::ReportTemplateRegistered =
+        serde_json::from_slice(&body).map_err(invalid_body)?;
+    templates::check(&request.template, &request.media_type)
+        .map_err(|e| ApiError::InvalidEvent(format!("template: {e}")))?;
+    append_intent(&state, EventKind::ReportTemplateRegistered, &headers, &body)
+        .await
+        .map(Json)
+}
+
+/// Registered templates.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TemplateList {
+    /// By name, without their sources.
+    pub templates: Vec<TemplateInfo>,
+    /// How many.
+    pub count: usize,
+}
+
+/// Every registered template, by name.
+#[utoipa::path(get, path = "/api/analytics/reports/templates", tag = "reports",
+    params(ReadParams), responses((status = 200, body = TemplateList)))]
+pub async fn list_templates(
+    State(state): State<AppState>,
+    Params(read): Params<ReadParams>,
+) -> Result<Json<TemplateList>, ApiError> {
+    read.settle(&state).await?;
+    let templates = templates::list(&reports_tree(&state)?);
+    Ok(Json(TemplateList {
+        count: templates.len(),
+        templates,
+    }))
+}
+
+/// One template with its source.
+#[utoipa::path(get, path = "/api/analytics/reports/templates/{name}", tag = "reports",
+    params(("name" = String, Path, description = "Template name"), ReadParams),
+    responses((status = 200, body = TemplateInfo), (status = 404, body = ErrorBody)))]
+pub async fn show_template(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Params(read): Params<ReadParams>,
+) -> Result<Json<TemplateInfo>, ApiError> {
+    read.settle(&state).await?;
+    templates::info(&reports_tree(&state)?, &name)
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no template named {name}")))
 }
 
 /// The answer to a deletion.

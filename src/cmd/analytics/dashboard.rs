@@ -32,26 +32,32 @@ async fn fetch(args: &Args, config: &Config) -> anyhow::Result<DashboardData> {
         let body = args.source.get_json(&path).await?;
         return Ok(serde_json::from_value(body)?);
     }
-    let names = [
-        profiles::NAME,
-        progress::NAME,
-        costs::NAME,
-        activity::NAME,
-        alerts::NAME,
-    ];
+    // Every projector: dead letters of any of them are alerts too.
+    let names: Vec<&'static str> = ats_projections::all_projectors()
+        .iter()
+        .map(|p| p.name())
+        .collect();
     let trees = args.source.local_trees(config, &names).await?;
-    let [profiles, progress, costs, activity, acks] = <[sled::Tree; 5]>::try_from(trees)
-        .map_err(|_| anyhow::anyhow!("expected {} read models", names.len()))?;
-    let models = ReadModels {
-        profiles,
-        progress,
-        costs,
-        activity,
+    let mut by_name: std::collections::BTreeMap<&str, sled::Tree> =
+        names.iter().copied().zip(trees).collect();
+    let dead_letters: Vec<_> = by_name
+        .iter()
+        .flat_map(|(name, tree)| ats_projections::runtime::dead_letters(tree, name))
+        .collect();
+    let mut take = |name: &str| {
+        by_name
+            .remove(name)
+            .ok_or_else(|| anyhow::anyhow!("no read model {name}"))
     };
+    let models = ReadModels {
+        profiles: take(profiles::NAME)?,
+        progress: take(progress::NAME)?,
+        costs: take(costs::NAME)?,
+        activity: take(activity::NAME)?,
+    };
+    let acks = take(alerts::NAME)?;
     let threshold = config.analytics.alerts.performance_threshold;
-    // Dead letters live in the runtime's view of each tree; without a server they are not
-    // read here (`/api/admin/dead-letters` shows them).
-    let current = alerts::current_alerts(&models, &[], threshold, as_of);
+    let current = alerts::current_alerts(&models, &dead_letters, threshold, as_of);
     let active = alerts::active(&acks, current, None, None);
     Ok(dashboard::dashboard(&models, active, as_of))
 }

@@ -43,6 +43,9 @@ pub struct Args {
     /// Format of the file.
     #[arg(short = 'f', long, value_enum, default_value = "json")]
     format: ExportFormat,
+    /// Render through this registered template instead of a format.
+    #[arg(short = 't', long, conflicts_with = "format")]
+    template: Option<String>,
     /// The operator (required for `operator`; optional for `trends`).
     #[arg(short = 'o', long)]
     operator_id: Option<String>,
@@ -90,16 +93,24 @@ pub async fn run(args: Args, _config: Config) -> anyhow::Result<()> {
     let id = answer["report_id"]
         .as_str()
         .context("the server's answer has no report_id")?;
-    let path = format!(
-        "/api/analytics/reports/{id}/download?format={}",
-        args.format.as_str()
-    );
+    let path = match &args.template {
+        Some(name) => format!("/api/analytics/reports/{id}/download?template={name}"),
+        None => format!(
+            "/api/analytics/reports/{id}/download?format={}",
+            args.format.as_str()
+        ),
+    };
     let response = args
         .source
         .send(args.source.request(reqwest::Method::GET, &path)?)
         .await?;
     if !response.status().is_success() {
-        anyhow::bail!("download of report {id} failed: {}", response.status());
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        anyhow::bail!(
+            "download of report {id} failed: {status}: {}",
+            body["message"].as_str().unwrap_or_default()
+        );
     }
     let content = response.bytes().await.context("reading the download")?;
     if let Some(parent) = args.output.parent().filter(|p| !p.as_os_str().is_empty()) {
