@@ -258,25 +258,11 @@ async fn service_documents_are_served() {
     );
     let (status, health) = server.get("/healthz").await;
     assert_eq!((status, health["status"].as_str()), (200, Some("ok")));
-    let metrics = common::client()
-        .get(server.at("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.get_text("/metrics").await;
     assert!(
         metrics.contains("ats_projector_position{projector=\"profiles_v1\"} 0"),
         "{metrics}"
     );
-    let page = common::client()
-        .get(server.at("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = server.get_text("/").await;
     assert!(page.contains("<title>ATS MAFIA analytics</title>"));
 }

@@ -535,16 +535,11 @@ async fn custom_templates_render_stored_reports_and_survive_replay() {
     assert!(ok, "{err}");
     server.restart();
     server.ready().await;
-    let again = common::client()
-        .get(server.at(&format!(
+    let again = server
+        .get_text(&format!(
             "/api/analytics/reports/{id}/download?template=team-html"
-        )))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        ))
+        .await;
     assert_eq!(again, html);
 }
 

@@ -142,7 +142,7 @@ mod tests {
     use ats_events::{ApiKeyIssued, ApiKeyRevoked};
 
     use super::*;
-    use crate::runtime::fold_in_memory;
+    use crate::activity::tests::fold_with as fold_in_memory;
 
     const HASH_A: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
     const HASH_B: &str = "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752";

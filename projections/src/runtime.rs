@@ -194,26 +194,6 @@ pub struct Folded {
     pub recorded_at: Option<Timestamp>,
 }
 
-/// Folds `events` at positions 1.. into a fresh in-memory tree (unit tests of folds).
-#[cfg(test)]
-pub(crate) fn fold_in_memory(projector: &dyn Projector, events: &[Envelope]) -> sled::Tree {
-    let db = sled::Config::new()
-        .temporary(true)
-        .open()
-        .expect("a temporary sled database");
-    let tree = db.open_tree(projector.name()).expect("a tree");
-    let stored: Vec<StoredEvent> = events
-        .iter()
-        .zip(1..)
-        .map(|(e, position)| StoredEvent {
-            position,
-            event: Ok(Arc::new(e.clone())),
-        })
-        .collect();
-    fold_batch(projector, &tree, &stored, false).expect("the fold applies");
-    tree
-}
-
 /// Folds a batch into `tree`: read-model changes, dead letters, seen ids, checkpoint and
 /// digest in one atomic sled batch. With `dedup`, ids already applied are skipped (and the
 /// same id with other content is dead-lettered as a conflict).

@@ -256,6 +256,13 @@ impl Server {
         body
     }
 
+    /// GETs a text document (CSV, HTML, metrics) that must answer 200.
+    pub async fn get_text(&self, path: &str) -> String {
+        let r = client().get(self.at(path)).send().await.expect("GET");
+        assert_eq!(r.status(), 200, "{path}");
+        r.text().await.expect("a text body")
+    }
+
     /// POSTs a JSON body to any endpoint; returns status and JSON answer.
     pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
         let r = client()

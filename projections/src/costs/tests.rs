@@ -124,7 +124,7 @@ fn completed(id: &str, at: &str, session: &str, scenario: &str) -> Envelope {
 }
 
 pub(crate) fn fold(events: &[Envelope]) -> sled::Tree {
-    crate::runtime::fold_in_memory(&CostsProjector, events)
+    crate::activity::tests::fold_with(&CostsProjector, events)
 }
 
 #[test]
