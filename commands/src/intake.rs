@@ -238,6 +238,22 @@ mod tests {
     }
 
     #[test]
+    fn integer_times_are_refused_with_the_field() {
+        let mut goal = json!({"specversion":"1.0","id":"g","type":"ats.goal.created","source":"t",
+            "time":"2026-11-01T10:00:00Z",
+            "data":{"goal_id":"g1","operator_id":"op","name":"Ten","target_value":10.0,
+                    "unit":"sessions","deadline":"2026-12-01T00:00:00Z"}});
+        assert!(parse_value(goal.clone(), &Limits::default()).is_ok());
+        goal["data"]["deadline"] = json!(1_796_083_200);
+        let err = parse_value(goal.clone(), &Limits::default()).unwrap_err();
+        assert_eq!(err.field(), Some("data.deadline"), "{err}");
+        goal["data"]["deadline"] = json!("2026-12-01T00:00:00Z");
+        goal["time"] = json!(1_796_083_200);
+        let err = parse_value(goal, &Limits::default()).unwrap_err();
+        assert_eq!(err.field(), Some("time"), "{err}");
+    }
+
+    #[test]
     fn single_event_errors_name_the_field() {
         let err = parse_value(event("a", json!("high")), &Limits::default()).unwrap_err();
         assert_eq!(err.field(), Some("data.score"));

@@ -89,16 +89,26 @@ impl Serialize for Timestamp {
 
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
+        /// `human`: JSON and other text formats carry RFC 3339 strings only (an integer there
+        /// is a mistake, not microseconds); MessagePack carries the integer.
+        struct Visitor {
+            human: bool,
+        }
         impl de::Visitor<'_> for Visitor {
             type Value = Timestamp;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("an RFC 3339 date-time string")
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Timestamp, E> {
+                if self.human {
+                    return Err(E::invalid_type(de::Unexpected::Signed(v), &self));
+                }
                 Ok(Timestamp(v))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Timestamp, E> {
+                if self.human {
+                    return Err(E::invalid_type(de::Unexpected::Unsigned(v), &self));
+                }
                 i64::try_from(v)
                     .map(Timestamp)
                     .map_err(|_| E::custom("timestamp out of range"))
@@ -108,7 +118,8 @@ impl<'de> Deserialize<'de> for Timestamp {
                     .map_err(|err| E::custom(format!("invalid RFC 3339 date-time {v:?}: {err}")))
             }
         }
-        deserializer.deserialize_any(Visitor)
+        let human = deserializer.is_human_readable();
+        deserializer.deserialize_any(Visitor { human })
     }
 }
 
@@ -135,5 +146,15 @@ mod tests {
         let back: Timestamp = rmp_serde::from_slice(&bytes).unwrap();
         assert_eq!(back, t);
         assert!(bytes.len() <= 9);
+    }
+
+    #[test]
+    fn json_refuses_an_integer_time() {
+        let err = serde_json::from_str::<Timestamp>("1793527200").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("invalid type: integer `1793527200`, expected an RFC 3339 date-time string"),
+            "{err}"
+        );
     }
 }
