@@ -152,8 +152,9 @@ mod tests {
     fn json_refuses_an_integer_time() {
         let err = serde_json::from_str::<Timestamp>("1793527200").unwrap_err();
         assert!(
-            err.to_string()
-                .contains("invalid type: integer `1793527200`, expected an RFC 3339 date-time string"),
+            err.to_string().contains(
+                "invalid type: integer `1793527200`, expected an RFC 3339 date-time string"
+            ),
             "{err}"
         );
     }

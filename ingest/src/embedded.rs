@@ -1,8 +1,13 @@
 //! The embedded log: a redb file on local disk.
 //!
 //! redb, not sled, because the log is the only copy of the truth: a redb commit is ACID and
-//! fsynced when it returns, and its file format is stable. One write transaction per batch
-//! makes a batch all or nothing; an id index makes appends idempotent.
+//! fsynced when it returns, and its file format is stable. A batch lands whole in one write
+//! transaction (all or nothing); an id index makes appends idempotent.
+//!
+//! **Group commit**: appends go to one writer thread, which takes every append waiting at
+//! that moment into one transaction and one fsync, and answers each caller with its own
+//! positions, duplicates or conflict. A conflicting append is refused before it writes
+//! anything, so it never takes the others down with it.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -21,14 +26,46 @@ const IDS: TableDefinition<u128, (u64, u64)> = TableDefinition::new("event_ids")
 
 /// The embedded, crash-safe event log.
 pub struct EmbeddedLog {
-    /// The redb database; redb serializes write transactions itself.
+    /// The redb database: read here, written only by the writer thread.
     db: Arc<Database>,
+    /// Appends waiting for the writer thread (`None` once dropped, which stops the thread).
+    writer: Option<tokio::sync::mpsc::Sender<AppendRequest>>,
+    /// The writer thread, joined on drop so that the file is closed when the log is.
+    writer_thread: Option<std::thread::JoinHandle<()>>,
     /// The head position, so tailing readers wake on append instead of polling.
     head: watch::Sender<Position>,
     /// The last append's storage failure (disk full, I/O error), cleared by the next append
     /// that commits: reads may still work then, and readiness must not hide it.
     write_error: std::sync::Mutex<Option<String>>,
+    /// The last few full batches read, decoded: every projector follows the log on its own
+    /// and, catching up, reads the same ranges, so all but the first find them here instead
+    /// of reading and decoding them again. Only full batches (`max` events) are kept: on an
+    /// append-only log with dense positions they can never change.
+    recent: std::sync::Mutex<std::collections::VecDeque<RecentBatch>>,
 }
+
+/// One caller's append, waiting for the writer thread.
+struct AppendRequest {
+    events: Vec<Envelope>,
+    reply: tokio::sync::oneshot::Sender<Result<AppendOutcome, LogError>>,
+}
+
+/// Appends queued for the writer before callers wait to enqueue (backpressure).
+const QUEUED_APPENDS: usize = 64;
+/// Events one group commit takes at most (more wait for the next transaction), so that a
+/// transaction's dirty pages stay bounded.
+const GROUP_EVENTS: usize = 16 * 1024;
+
+/// A full batch as read: `max` events after `after`.
+struct RecentBatch {
+    after: Position,
+    max: usize,
+    events: Vec<StoredEvent>,
+}
+
+/// Full batches kept decoded (see `EmbeddedLog::recent`): bounded, as each is up to a
+/// catch-up batch of decoded events.
+const RECENT_BATCHES: usize = 4;
 
 /// redb page cache for this file.
 const CACHE_BYTES: usize = 32 * 1024 * 1024;
@@ -61,51 +98,131 @@ impl EmbeddedLog {
             let last = table.last().map_err(storage)?;
             last.map_or(0, |(k, _)| k.value())
         };
+        let db = Arc::new(db);
+        let (writer, queue) = tokio::sync::mpsc::channel(QUEUED_APPENDS);
+        let writer_thread = std::thread::Builder::new()
+            .name("ats-log-writer".into())
+            .spawn({
+                let db = db.clone();
+                move || Self::write_loop(&db, queue)
+            })
+            .map_err(|e| LogError::Storage(format!("cannot start the log writer: {e}")))?;
         Ok(Self {
-            db: Arc::new(db),
+            db,
+            writer: Some(writer),
+            writer_thread: Some(writer_thread),
             head: watch::channel(head).0,
             write_error: std::sync::Mutex::new(None),
+            recent: std::sync::Mutex::new(std::collections::VecDeque::new()),
         })
     }
 
-    fn append_blocking(db: &Database, events: Vec<Envelope>) -> Result<AppendOutcome, LogError> {
-        let batch = dedup_batch(events)?;
-        let recorded_at = Timestamp::now();
-        let tx = db.begin_write().map_err(storage)?;
-        let mut positions = Vec::with_capacity(batch.unique.len());
-        let mut duplicates = Vec::new();
-        {
-            let mut ids = tx.open_table(IDS).map_err(storage)?;
-            let mut table = tx.open_table(EVENTS).map_err(storage)?;
-            let mut next = table.last().map_err(storage)?.map_or(0, |(k, _)| k.value()) + 1;
-            let mut buf = Vec::with_capacity(512);
-            for (mut event, digest) in batch.unique {
-                let key = event.id.as_u128();
-                let existing = ids.get(key).map_err(storage)?.map(|v| v.value());
-                if let Some((position, stored_digest)) = existing {
-                    if stored_digest != digest {
-                        // Dropping the transaction aborts it: nothing of the batch lands.
-                        return Err(LogError::Conflict { id: event.id });
+    /// The writer thread: each turn commits every append waiting (up to [`GROUP_EVENTS`]) in
+    /// one transaction, then answers each caller. Ends when the log is dropped.
+    fn write_loop(db: &Database, mut queue: tokio::sync::mpsc::Receiver<AppendRequest>) {
+        while let Some(first) = queue.blocking_recv() {
+            let mut events = first.events.len();
+            let mut group = vec![first];
+            while events < GROUP_EVENTS {
+                match queue.try_recv() {
+                    Ok(request) => {
+                        events += request.events.len();
+                        group.push(request);
                     }
-                    positions.push(position);
-                    duplicates.push(event.id);
-                    continue;
+                    Err(_) => break,
                 }
-                event.recorded_at = recorded_at;
-                buf.clear();
-                codec::encode_into(&event, &mut buf).map_err(storage)?;
-                table.insert(next, buf.as_slice()).map_err(storage)?;
-                ids.insert(key, (next, digest)).map_err(storage)?;
-                positions.push(next);
-                next += 1;
+            }
+            let batches = group
+                .iter_mut()
+                .map(|r| std::mem::take(&mut r.events))
+                .collect();
+            for (request, result) in group.into_iter().zip(Self::append_group(db, batches)) {
+                // A caller that stopped waiting still had its events committed, as before.
+                let _ = request.reply.send(result);
             }
         }
-        tx.commit().map_err(storage)?;
-        let positions = batch.slot.iter().map(|&i| positions[i]).collect();
-        Ok(AppendOutcome {
-            positions,
-            duplicates,
-        })
+    }
+
+    /// Appends `batches` (one per caller) in one transaction: each gets its own outcome. A
+    /// refused batch (a conflict) writes nothing; a storage failure fails them all.
+    fn append_group(
+        db: &Database,
+        batches: Vec<Vec<Envelope>>,
+    ) -> Vec<Result<AppendOutcome, LogError>> {
+        let count = batches.len();
+        let prepared: Vec<_> = batches.into_iter().map(dedup_batch).collect();
+        let result = (|| {
+            let recorded_at = Timestamp::now();
+            let tx = db.begin_write().map_err(storage)?;
+            let mut outcomes = Vec::with_capacity(count);
+            {
+                let mut ids = tx.open_table(IDS).map_err(storage)?;
+                let mut table = tx.open_table(EVENTS).map_err(storage)?;
+                let mut next = table.last().map_err(storage)?.map_or(0, |(k, _)| k.value()) + 1;
+                let mut buf = Vec::with_capacity(512);
+                for batch in prepared {
+                    let batch = match batch {
+                        Ok(batch) => batch,
+                        Err(err) => {
+                            outcomes.push(Err(err));
+                            continue;
+                        }
+                    };
+                    // Look every id up first: a conflict refuses this batch before it has
+                    // written anything. The transaction sees the group's earlier batches, so
+                    // a retry inside one group is a duplicate, as it would be one after.
+                    let mut found = Vec::with_capacity(batch.unique.len());
+                    let mut conflict = None;
+                    for (event, digest) in &batch.unique {
+                        let existing = ids
+                            .get(event.id.as_u128())
+                            .map_err(storage)?
+                            .map(|v| v.value());
+                        match existing {
+                            Some((_, stored)) if stored != *digest => {
+                                conflict = Some(event.id);
+                                break;
+                            }
+                            existing => found.push(existing.map(|(position, _)| position)),
+                        }
+                    }
+                    if let Some(id) = conflict {
+                        outcomes.push(Err(LogError::Conflict { id }));
+                        continue;
+                    }
+                    let mut positions = Vec::with_capacity(batch.unique.len());
+                    let mut duplicates = Vec::new();
+                    for ((mut event, digest), existing) in batch.unique.into_iter().zip(found) {
+                        if let Some(position) = existing {
+                            positions.push(position);
+                            duplicates.push(event.id);
+                            continue;
+                        }
+                        event.recorded_at = recorded_at;
+                        buf.clear();
+                        codec::encode_into(&event, &mut buf).map_err(storage)?;
+                        table.insert(next, buf.as_slice()).map_err(storage)?;
+                        ids.insert(event.id.as_u128(), (next, digest))
+                            .map_err(storage)?;
+                        positions.push(next);
+                        next += 1;
+                    }
+                    outcomes.push(Ok(AppendOutcome {
+                        positions: batch.slot.iter().map(|&i| positions[i]).collect(),
+                        duplicates,
+                    }));
+                }
+            }
+            tx.commit().map_err(storage)?;
+            Ok::<_, LogError>(outcomes)
+        })();
+        match result {
+            Ok(outcomes) => outcomes,
+            // Dropping the transaction aborted it: nothing of the group landed.
+            Err(err) => (0..count)
+                .map(|_| Err(LogError::Storage(err.to_string())))
+                .collect(),
+        }
     }
 
     fn read_blocking(
@@ -132,12 +249,35 @@ impl EmbeddedLog {
         Ok(out)
     }
 
+    /// A full batch read a moment ago (events are shared, not copied).
+    fn recent_batch(&self, after: Position, max: usize) -> Option<Vec<StoredEvent>> {
+        let recent = match self.recent.lock() {
+            Ok(recent) => recent,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        recent
+            .iter()
+            .find(|b| b.after == after && b.max == max)
+            .map(|b| b.events.clone())
+    }
+
     /// The position of an event id, if the log holds it.
     pub fn position_of(&self, id: EventId) -> Result<Option<Position>, LogError> {
         let tx = self.db.begin_read().map_err(storage)?;
         let ids = tx.open_table(IDS).map_err(storage)?;
         let found = ids.get(id.as_u128()).map_err(storage)?;
         Ok(found.map(|v| v.value().0))
+    }
+}
+
+impl Drop for EmbeddedLog {
+    fn drop(&mut self) {
+        // Closing the queue ends the writer after its current group; joining it releases its
+        // handle on the database, so the file can be opened again at once.
+        self.writer.take();
+        if let Some(thread) = self.writer_thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -155,11 +295,14 @@ impl EventLog for EmbeddedLog {
         if events.is_empty() {
             return Ok(AppendOutcome::default());
         }
-        let db = self.db.clone();
-        let result = tokio::task::spawn_blocking(move || Self::append_blocking(&db, events))
+        let stopped = || LogError::Storage("the log writer stopped".into());
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let writer = self.writer.as_ref().ok_or_else(stopped)?;
+        writer
+            .send(AppendRequest { events, reply })
             .await
-            .map_err(|e| LogError::Storage(format!("append task failed: {e}")))
-            .and_then(|r| r);
+            .map_err(|_| stopped())?;
+        let result = answer.await.map_err(|_| stopped()).and_then(|r| r);
         // A conflict is the caller's fault and says nothing about the store.
         if let Ok(_) | Err(LogError::Storage(_)) = &result {
             let failure = match &result {
@@ -193,10 +336,28 @@ impl EventLog for EmbeddedLog {
                 });
             }
         }
+        if let Some(events) = self.recent_batch(after, max) {
+            return Ok(events);
+        }
         let db = self.db.clone();
-        tokio::task::spawn_blocking(move || Self::read_blocking(&db, after, max))
+        let events = tokio::task::spawn_blocking(move || Self::read_blocking(&db, after, max))
             .await
-            .map_err(|e| LogError::Storage(format!("read task failed: {e}")))?
+            .map_err(|e| LogError::Storage(format!("read task failed: {e}")))??;
+        if max > 1 && events.len() == max {
+            let mut recent = match self.recent.lock() {
+                Ok(recent) => recent,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            if recent.len() >= RECENT_BATCHES {
+                recent.pop_front();
+            }
+            recent.push_back(RecentBatch {
+                after,
+                max,
+                events: events.clone(),
+            });
+        }
+        Ok(events)
     }
 
     async fn head(&self) -> Result<Position, LogError> {

@@ -203,6 +203,61 @@ async fn same_id_other_content_is_a_conflict(h: &mut dyn Harness) {
     assert_eq!(read_all(log.as_ref()).await.len(), 1);
 }
 
+/// Appends arriving together (the embedded log commits them as one group): each caller gets
+/// exactly its own positions, duplicates or conflict, and a refused batch lands nowhere.
+async fn concurrent_appends_each_get_their_own_answer(h: &mut dyn Harness) {
+    let log = h.log();
+    let seed = log.append(vec![event("g-seed", 0.5)]).await.unwrap();
+    let appends = (0..12).map(|i| {
+        let log = log.clone();
+        async move {
+            let events = match i {
+                // A retry of the seed among new events, and a conflict with it.
+                3 => vec![event("g-3-new", 0.5), event("g-seed", 0.5)],
+                7 => vec![event("g-7-new", 0.5), event("g-seed", 0.9)],
+                _ => batch(&format!("g-{i}"), 5),
+            };
+            (i, log.append(events).await)
+        }
+    });
+    let answers = futures_util::future::join_all(appends).await;
+    let mut positions = Vec::new();
+    for (i, answer) in answers {
+        match i {
+            3 => {
+                let outcome = answer.unwrap();
+                assert_eq!(outcome.duplicates, vec![event_id("g-seed")]);
+                assert_eq!(outcome.positions[1], seed.positions[0]);
+                positions.push(outcome.positions[0]);
+            }
+            7 => assert!(
+                matches!(answer, Err(LogError::Conflict { id }) if id == event_id("g-seed")),
+                "{answer:?}"
+            ),
+            _ => {
+                let outcome = answer.unwrap();
+                assert!(outcome.duplicates.is_empty());
+                assert_eq!(outcome.positions.len(), 5);
+                positions.extend(outcome.positions);
+            }
+        }
+    }
+    positions.sort_unstable();
+    positions.dedup();
+    assert_eq!(
+        positions.len(),
+        11 * 5 - 4,
+        "every new event has its own position"
+    );
+    let stored = ids(&read_all(log.as_ref()).await);
+    assert_eq!(stored.len(), 1 + 10 * 5 + 1);
+    assert!(stored.contains(&event_id("g-3-new")));
+    assert!(
+        !stored.contains(&event_id("g-7-new")),
+        "the refused batch landed"
+    );
+}
+
 async fn readers_never_see_half_a_batch(h: &mut dyn Harness) {
     let log = h.log();
     let writer = {
@@ -301,6 +356,7 @@ conformance!(
     append_then_read_in_order,
     resent_batch_is_deduplicated,
     same_id_other_content_is_a_conflict,
+    concurrent_appends_each_get_their_own_answer,
     readers_never_see_half_a_batch,
     subscribe_catches_up_then_tails,
     restart_keeps_every_acknowledged_event,

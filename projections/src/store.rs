@@ -8,8 +8,12 @@ use std::path::{Path, PathBuf};
 
 /// Key in the `meta` tree holding the store's format version.
 const FORMAT_KEY: &[u8] = b"format";
-/// Bumped when the layout of the store (not of one read model) changes.
-const FORMAT: &[u8] = b"ats-read-models/1";
+/// Bumped when the layout of the store (not of one read model) changes. `/2`: tree digests
+/// sum XXH3 entry hashes (SHA-256 before), so a `/1` store's running digests cannot be
+/// continued and it is rebuilt from the log.
+const FORMAT: &[u8] = b"ats-read-models/2";
+/// What every version of [`FORMAT`] starts with.
+const FORMAT_FAMILY: &[u8] = b"ats-read-models/";
 
 /// Errors opening or using the store.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +25,14 @@ pub enum StoreError {
         path: PathBuf,
         /// The sled error.
         source: sled::Error,
+    },
+    /// Removing a store of an older layout failed.
+    #[error("cannot remove the read-model store {path} of an older layout: {source}")]
+    RemoveOutdated {
+        /// Where the store lives.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
     },
     /// Moving a damaged store aside failed.
     #[error("cannot move the damaged read-model store {path} aside: {source}")]
@@ -38,6 +50,9 @@ enum Unverified {
     InUse(sled::Error),
     /// Damaged or foreign: moved aside.
     Damaged(String),
+    /// Written by an older version of this store's layout: derived data that the log
+    /// rebuilds, so it is removed rather than kept as evidence of damage.
+    Outdated(String),
 }
 
 impl Unverified {
@@ -89,6 +104,22 @@ impl Store {
         match opened {
             Ok(store) => Ok(store),
             Err(Unverified::InUse(source)) => Err(StoreError::Sled { path, source }),
+            Err(Unverified::Outdated(found)) => {
+                tracing::info!(
+                    message = "Read models were written in an older layout; rebuilding them from the log.",
+                    path = %path.display(),
+                    found = %found,
+                    current = %String::from_utf8_lossy(FORMAT)
+                );
+                std::fs::remove_dir_all(&path).map_err(|source| StoreError::RemoveOutdated {
+                    path: path.clone(),
+                    source,
+                })?;
+                Self::open_verified(&path).map_err(|_| StoreError::Sled {
+                    path: path.clone(),
+                    source: sled::Error::Unsupported("fresh store does not verify".into()),
+                })
+            }
             Err(Unverified::Damaged(reason)) => {
                 let aside = (1..)
                     .map(|n| PathBuf::from(format!("{}.damaged-{n}", path.display())))
@@ -123,6 +154,11 @@ impl Store {
         let meta = db.open_tree("meta").map_err(|e| e.to_string())?;
         match meta.get(FORMAT_KEY).map_err(|e| e.to_string())? {
             Some(found) if found.as_ref() == FORMAT => {}
+            Some(found) if found.starts_with(FORMAT_FAMILY) => {
+                return Err(Unverified::Outdated(
+                    String::from_utf8_lossy(&found).into_owned(),
+                ))
+            }
             Some(found) => {
                 return Err(Unverified::Damaged(format!(
                     "unknown format {:?}",

@@ -1,10 +1,10 @@
 //! A batch's window onto one projector tree: reads through, writes buffered.
 
 use std::any::Any;
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use serde::{de::DeserializeOwned, Serialize};
-use sha2::{Digest, Sha256};
+use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed, Xxh3DefaultBuilder};
 
 use crate::runtime::ApplyError;
 
@@ -27,39 +27,44 @@ enum Value {
         value: Box<dyn Any + Send>,
         encode: Encoder,
     },
+    /// What the tree held before this batch (`Slot::old`), untouched: no copy of the bytes.
+    Stored,
     /// Raw bytes (`None` = deleted).
     Raw(Option<Vec<u8>>),
 }
 
 struct Slot {
-    /// Hash of the bytes stored in the tree before this batch (0 = absent), so the running
-    /// digest can take the old entry out.
-    old_hash: u64,
+    /// The bytes stored in the tree before this batch (`None` = absent): a cheap shared
+    /// handle, so a key that is only read costs no copy and no hash, and the running digest
+    /// can take the old entry out (hashed only when the key really changes).
+    old: Option<sled::IVec>,
     value: Value,
     dirty: bool,
 }
 
 /// Hash of one tree entry, summed (wrapping) over all entries into the tree digest: an
 /// order-independent digest that a batch updates from the entries it changes.
+///
+/// XXH3 with its fixed default secret: stable across runs, machines and builds (unlike std's
+/// randomly keyed hasher), and an order of magnitude cheaper than the SHA-256 it replaced.
+/// The digest detects divergence between a live fold and a replay; it is no defence against
+/// an adversary, who could not write a read model anyway. The key's hash seeds the value's,
+/// so `(ab, c)` and `(a, bc)` hash apart.
 pub(crate) fn entry_hash(key: &[u8], value: &[u8]) -> u64 {
-    let mut hash = Sha256::new();
-    hash.update((key.len() as u64).to_be_bytes());
-    hash.update(key);
-    hash.update(value);
-    let out = hash.finalize();
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&out[..8]);
-    u64::from_be_bytes(first)
+    xxh3_64_with_seed(value, xxh3_64(key))
 }
 
 /// The read-model state a projector sees while folding one batch.
 ///
 /// Keys are loaded from the tree on first touch, then served from memory; at the end of the
 /// batch every changed key is encoded and written once, with the checkpoint, in one atomic
-/// sled batch. Keys iterate in byte order (a `BTreeMap`), so the write is deterministic.
+/// sled batch. The slots are a hash map (a batch touches thousands of keys, and an ordered
+/// map's comparisons were a tenth of a replay): the order they are visited in at the end
+/// changes nothing, since the batch lands atomically and the digest is a sum. Its hasher
+/// has a fixed key, so even that order is the same in every run.
 pub struct View<'a> {
     tree: &'a sled::Tree,
-    slots: BTreeMap<Vec<u8>, Slot>,
+    slots: HashMap<Vec<u8>, Slot, Xxh3DefaultBuilder>,
 }
 
 fn storage(err: impl std::fmt::Display) -> ApplyError {
@@ -70,20 +75,19 @@ impl<'a> View<'a> {
     pub(crate) fn new(tree: &'a sled::Tree) -> Self {
         Self {
             tree,
-            slots: BTreeMap::new(),
+            slots: HashMap::default(),
         }
     }
 
     fn load(&mut self, key: &[u8]) -> Result<&mut Slot, ApplyError> {
         if !self.slots.contains_key(key) {
-            let stored = self.tree.get(key).map_err(storage)?;
-            let old_hash = stored.as_ref().map_or(0, |v| entry_hash(key, v));
+            let old = self.tree.get(key).map_err(storage)?;
             let slot = Slot {
-                old_hash,
-                value: Value::Raw(stored.map(|v| v.to_vec())),
+                old,
+                value: Value::Stored,
                 dirty: false,
             };
-            self.slots.insert(key.to_vec(), slot);
+            return Ok(self.slots.entry(key.to_vec()).or_insert(slot));
         }
         self.slots
             .get_mut(key)
@@ -92,18 +96,28 @@ impl<'a> View<'a> {
 
     fn typed<T: Record>(&mut self, key: &[u8]) -> Result<Option<&mut T>, ApplyError> {
         let slot = self.load(key)?;
-        if let Value::Raw(raw) = &slot.value {
-            slot.value = match raw {
-                None => return Ok(None),
-                Some(bytes) => Value::Typed {
-                    value: Box::new(rmp_serde::from_slice::<T>(bytes).map_err(|e| {
-                        ApplyError::Storage(format!(
-                            "cannot decode read-model key {}: {e}",
-                            String::from_utf8_lossy(key)
-                        ))
-                    })?),
-                    encode: encoder::<T>,
-                },
+        let decoded = match &slot.value {
+            Value::Typed { .. } => None,
+            Value::Stored | Value::Raw(_) => {
+                let raw = match &slot.value {
+                    Value::Raw(raw) => raw.as_deref(),
+                    _ => slot.old.as_deref(),
+                };
+                let Some(bytes) = raw else {
+                    return Ok(None);
+                };
+                Some(rmp_serde::from_slice::<T>(bytes).map_err(|e| {
+                    ApplyError::Storage(format!(
+                        "cannot decode read-model key {}: {e}",
+                        String::from_utf8_lossy(key)
+                    ))
+                })?)
+            }
+        };
+        if let Some(decoded) = decoded {
+            slot.value = Value::Typed {
+                value: Box::new(decoded),
+                encode: encoder::<T>,
             };
         }
         match &mut slot.value {
@@ -113,7 +127,7 @@ impl<'a> View<'a> {
                     String::from_utf8_lossy(key)
                 ))
             }),
-            Value::Raw(_) => Ok(None),
+            Value::Stored | Value::Raw(_) => Ok(None),
         }
     }
 
@@ -167,6 +181,7 @@ impl<'a> View<'a> {
     pub fn get_raw(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, ApplyError> {
         let slot = self.load(key)?;
         match &slot.value {
+            Value::Stored => Ok(slot.old.as_ref().map(|v| v.to_vec())),
             Value::Raw(raw) => Ok(raw.clone()),
             Value::Typed { value, encode } => encode(value.as_ref()).map(Some).map_err(storage),
         }
@@ -181,6 +196,10 @@ impl<'a> View<'a> {
     }
 
     /// Encodes every changed key into `batch` and returns the change to the tree digest.
+    ///
+    /// A key touched for change but encoding to the bytes it already had (a profile merely
+    /// looked up through `entry`) is left out: the tree and its digest are the same either
+    /// way, and a sled write costs far more than the comparison.
     pub(crate) fn into_batch(self, batch: &mut sled::Batch) -> Result<(u64, u64), ApplyError> {
         let (mut added, mut removed) = (0u64, 0u64);
         for (key, slot) in self.slots {
@@ -188,10 +207,16 @@ impl<'a> View<'a> {
                 continue;
             }
             let bytes = match slot.value {
+                Value::Stored => continue,
                 Value::Raw(raw) => raw,
                 Value::Typed { value, encode } => Some(encode(value.as_ref()).map_err(storage)?),
             };
-            removed = removed.wrapping_add(slot.old_hash);
+            if bytes.as_deref() == slot.old.as_deref() {
+                continue;
+            }
+            if let Some(old) = &slot.old {
+                removed = removed.wrapping_add(entry_hash(&key, old));
+            }
             match bytes {
                 Some(bytes) => {
                     added = added.wrapping_add(entry_hash(&key, &bytes));

@@ -148,7 +148,7 @@ async fn live_runtime_matches_an_offline_rebuild() {
     let profiles_progress: Vec<_> = progress.iter().filter(|p| p.0 == profiles::NAME).collect();
     assert_eq!(
         profiles_progress.len(),
-        events.len().div_ceil(runtime::BATCH)
+        events.len().div_ceil(runtime::REPLAY_BATCH)
     );
     assert_eq!(
         profiles_progress.last().unwrap(),

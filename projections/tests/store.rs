@@ -109,6 +109,30 @@ fn foreign_format_marker_is_moved_aside() {
 }
 
 #[test]
+fn an_older_layout_is_dropped_and_rebuilt_not_called_damaged() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("read-models");
+    {
+        let store = Store::open(&path).unwrap();
+        let tree = store.tree(profiles::NAME, 0).unwrap();
+        fold(
+            &tree,
+            &stored(1, &[completed("old", session("s-old", "op_9", 0, 30))]),
+            false,
+        );
+        store.flush().unwrap();
+    }
+    write_marker(&path, b"ats-read-models/1");
+    let store = Store::open(&path).unwrap();
+    assert!(
+        !aside(&path, 1).exists(),
+        "derived data of an older layout is not kept"
+    );
+    assert_fresh_and_working(&store);
+    assert!(profiles::profile(&store.tree(profiles::NAME, 0).unwrap(), "op_9").is_none());
+}
+
+#[test]
 fn trees_without_a_format_marker_are_moved_aside() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("read-models");
@@ -171,7 +195,7 @@ async fn moved_aside_store_is_rebuilt_from_the_log() {
         runtime.shutdown().await;
         before
     };
-    write_marker(&path, b"ats-read-models/0");
+    write_marker(&path, b"someone-else/0");
 
     let store = Store::open(&path).unwrap();
     assert!(aside(&path, 1).is_dir());
