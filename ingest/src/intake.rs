@@ -62,37 +62,41 @@ pub async fn serve_nats_intake(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), LogError> {
     use futures_util::StreamExt;
-    let mut subscription = client
+    let subscription = client
         .queue_subscribe(INTAKE_SUBJECT, INTAKE_QUEUE.into())
         .await
         .map_err(|e| LogError::Unavailable(format!("cannot subscribe to {INTAKE_SUBJECT}: {e}")))?;
-    tokio::pin!(shutdown);
-    loop {
-        let message = tokio::select! {
-            _ = &mut shutdown => break,
-            message = subscription.next() => match message {
-                Some(message) => message,
-                None => break,
-            },
-        };
-        let answer = match submit(log.as_ref(), &message.payload, &limits).await {
-            Ok(receipt) => serde_json::to_vec(&receipt),
-            Err(err) => {
-                tracing::debug!(subject = %message.subject, %err, "intake message refused");
-                serde_json::to_vec(&serde_json::json!({
-                    "error": error_code(&err),
-                    "message": err.to_string(),
-                }))
+    // Messages are submitted concurrently, as HTTP requests are: one slow append does not
+    // hold the others back, and the embedded log's group commit can only group appends that
+    // are in flight together. Publishers that need an order wait for each reply.
+    subscription
+        .take_until(shutdown)
+        .for_each_concurrent(INTAKE_CONCURRENCY, |message| {
+            let (client, log) = (client.clone(), log.clone());
+            async move {
+                let answer = match submit(log.as_ref(), &message.payload, &limits).await {
+                    Ok(receipt) => serde_json::to_vec(&receipt),
+                    Err(err) => {
+                        tracing::debug!(subject = %message.subject, %err, "intake message refused");
+                        serde_json::to_vec(&serde_json::json!({
+                            "error": error_code(&err),
+                            "message": err.to_string(),
+                        }))
+                    }
+                };
+                if let (Some(reply), Ok(answer)) = (message.reply, answer) {
+                    if let Err(err) = client.publish(reply, answer.into()).await {
+                        tracing::warn!(%err, "cannot answer an intake message");
+                    }
+                }
             }
-        };
-        if let (Some(reply), Ok(answer)) = (message.reply, answer) {
-            if let Err(err) = client.publish(reply, answer.into()).await {
-                tracing::warn!(%err, "cannot answer an intake message");
-            }
-        }
-    }
+        })
+        .await;
     Ok(())
 }
+
+/// Intake messages submitted at once by one node.
+const INTAKE_CONCURRENCY: usize = 32;
 
 /// The stable error code of a refused submission (`invalid_event`, `conflict`, …).
 pub fn error_code(err: &SubmitError) -> &'static str {

@@ -57,8 +57,9 @@ pub enum Logs {
 }
 
 /// A deterministic synthetic history of `n` events: sessions and LLM usage of
-/// `n / 400` operators (at least 10) over 90 days.
-pub fn synthetic(n: usize) -> Vec<Envelope> {
+/// `n / 400` operators (at least 10) over 90 days. `tag` prefixes event and session ids, so
+/// two histories with different tags are different events.
+pub fn synthetic(n: usize, tag: &str) -> Vec<Envelope> {
     let operators = (n / 400).max(10);
     let start = Timestamp::parse_rfc3339("2026-08-01T00:00:00Z").unwrap_or_default();
     let span = 90 * 86_400 * Timestamp::MICROS_PER_SEC;
@@ -78,7 +79,7 @@ pub fn synthetic(n: usize) -> Vec<Envelope> {
             let op = format!("op_{:05}", i % operators);
             let at = Timestamp::from_micros(start.micros() + (i as i64 * 7_919) % span);
             let payload = if i % 5 == 0 {
-                let session = format!("bench-s{i}");
+                let session = format!("{tag}-s{i}");
                 Payload::SessionCompleted(SessionCompleted {
                     session_id: session,
                     operator_id: op.clone(),
@@ -102,7 +103,7 @@ pub fn synthetic(n: usize) -> Vec<Envelope> {
                 Payload::LlmUsage(LlmUsage {
                     model: models[i % 3].to_owned(),
                     profile_id: op.clone(),
-                    session_id: format!("bench-s{}", i - i % 5),
+                    session_id: format!("{tag}-s{}", i - i % 5),
                     task_type: skills[i % 4].to_owned(),
                     input_tokens: 500 + (i % 3000) as u64,
                     output_tokens: 100 + (i % 700) as u64,
@@ -116,7 +117,7 @@ pub fn synthetic(n: usize) -> Vec<Envelope> {
                 })
             };
             Envelope::new(
-                cloudevents::event_id(&format!("bench-{i}")),
+                cloudevents::event_id(&format!("{tag}-{i}")),
                 at,
                 "bench",
                 payload,
@@ -133,6 +134,21 @@ fn progress(len: u64, what: &str) -> ProgressBar {
     );
     bar.set_message(what.to_owned());
     bar
+}
+
+/// The HTTP/NATS request bodies of `events`: CloudEvents batches of `batch`.
+fn request_bodies(events: &[Envelope], batch: usize) -> anyhow::Result<Vec<Vec<u8>>> {
+    Ok(events
+        .chunks(batch.max(1))
+        .map(|chunk| {
+            serde_json::to_vec(
+                &chunk
+                    .iter()
+                    .map(cloudevents::to_cloud_event)
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .collect::<Result<_, _>>()?)
 }
 
 /// Results, printed as JSON lines as they come and as a table at the end.
@@ -390,18 +406,8 @@ impl Drop for Engine {
 pub async fn run(args: Args, _config: Config) -> anyhow::Result<()> {
     let started = Instant::now();
     eprintln!("generating {} synthetic events…", args.events);
-    let events = synthetic(args.events);
-    let bodies: Vec<Vec<u8>> = events
-        .chunks(args.batch.max(1))
-        .map(|chunk| {
-            serde_json::to_vec(
-                &chunk
-                    .iter()
-                    .map(cloudevents::to_cloud_event)
-                    .collect::<Vec<_>>(),
-            )
-        })
-        .collect::<Result<_, _>>()?;
+    let events = synthetic(args.events, "bench");
+    let bodies = request_bodies(&events, args.batch)?;
     let encoded: Vec<Vec<u8>> = events.iter().map(codec::encode).collect::<Result<_, _>>()?;
     let mut report = Report::default();
 
@@ -414,6 +420,7 @@ pub async fn run(args: Args, _config: Config) -> anyhow::Result<()> {
             Engine::start(None).await?,
             &args,
             &bodies,
+            None,
             ceiling,
         )
         .await?;
@@ -435,6 +442,10 @@ pub async fn run(args: Args, _config: Config) -> anyhow::Result<()> {
             Engine::start(Some(url)).await?,
             &args,
             &bodies,
+            Some(&request_bodies(
+                &synthetic(args.events, "nats"),
+                args.batch,
+            )?),
             ceiling,
         )
         .await?;
@@ -453,6 +464,7 @@ async fn scenarios(
     mut engine: Engine,
     args: &Args,
     bodies: &[Vec<u8>],
+    nats_bodies: Option<&[Vec<u8>]>,
     ceiling: f64,
 ) -> anyhow::Result<()> {
     let n = args.events;
@@ -460,22 +472,34 @@ async fn scenarios(
     // Durable ingest over HTTP.
     let rate = http_ingest(&engine.url, bodies, args.clients, n).await?;
     report.throughput("ingest_http", log_name, n, rate, ceiling, 0.5);
+    if let (Some(url), Some(intake_bodies)) = (&engine.nats, nats_bodies) {
+        // The same work over the NATS intake subject (other event ids: a resend would only
+        // be duplicates), against the same pipelined-publish ceiling.
+        let rate = nats_intake(url, intake_bodies, args.clients, n).await?;
+        report.throughput("ingest_nats", log_name, n, rate, ceiling, 0.5);
+    }
 
     // Query latency (and read-your-writes) while ingest runs at half its measured rate.
     let head = wait_live(&client, &engine.url).await?;
     let stop = tokio::sync::watch::channel(false);
     let background = tokio::spawn(paced_ingest(engine.url.clone(), rate / 2.0, stop.1));
     let operator = "op_00000";
+    // The four queries issue 8 names: one operator's analysis, a top-10, a 30-day cost
+    // breakdown, and the dashboard (everything at once).
     let queries = [
         (
             "performance",
             format!("/api/analytics/operator/{operator}/performance"),
         ),
-        ("operators", "/api/analytics/operators".to_owned()),
         (
-            "learning",
-            format!("/api/analytics/operator/{operator}/learning"),
+            "leaderboard",
+            "/api/analytics/leaderboard?type=xp&limit=10".to_owned(),
         ),
+        (
+            "cost_breakdown",
+            "/api/analytics/cost/breakdown?category=model_usage&time_range_days=30".to_owned(),
+        ),
+        ("dashboard", "/api/analytics/dashboard".to_owned()),
     ];
     let mut latencies = Vec::new();
     for (name, path) in &queries {
@@ -538,7 +562,9 @@ async fn scenarios(
     // decoding and folding into a HashMap.
     let log = engine.open_log().await?;
     let head = log.head().await?.max(head);
-    let ceiling = raw_fold(log.clone(), head).await?;
+    // The log holds more than the history by now (paced ingest, freshness probes, the NATS
+    // intake set): both sides are measured over all of it.
+    let (ceiling, in_log) = raw_fold(log.clone(), head).await?;
     let rebuild_dir = tempfile::tempdir()?;
     let store = Store::open(rebuild_dir.path().join("rm"))?;
     let bar = progress(head, "rebuild");
@@ -553,8 +579,8 @@ async fn scenarios(
     .map_err(|e| anyhow::anyhow!("rebuild failed: {e}"))?;
     bar.finish_and_clear();
     // Every projector replays the whole log: events/s of one pass over all projectors.
-    let rebuild = n as f64 / t.elapsed().as_secs_f64();
-    report.throughput("rebuild", log_name, n, rebuild, ceiling, 0.3);
+    let rebuild = in_log as f64 / t.elapsed().as_secs_f64();
+    report.throughput("rebuild", log_name, in_log, rebuild, ceiling, 0.3);
 
     let ceiling_p99 = sled_point_read_p99(&engine.read_models(), operator, args.queries)?;
     for (name, mut samples) in latencies {
@@ -627,6 +653,50 @@ async fn http_ingest(
                     response.status().is_success(),
                     "ingest failed: {}",
                     response.text().await?
+                );
+                bar.inc(1);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    bar.finish_and_clear();
+    Ok(events as f64 / t.elapsed().as_secs_f64())
+}
+
+/// Requests `bodies` on the NATS intake subject from `clients` concurrent requesters, each
+/// waiting for its receipt; events/s acknowledged.
+async fn nats_intake(
+    url: &str,
+    bodies: &[Vec<u8>],
+    clients: usize,
+    events: usize,
+) -> anyhow::Result<f64> {
+    let nats = async_nats::ConnectOptions::new()
+        .request_timeout(Some(Duration::from_secs(30)))
+        .connect(url)
+        .await?;
+    let bar = progress(bodies.len() as u64, "ingest over the NATS intake (batches)");
+    let t = Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let bodies: Arc<Vec<Vec<u8>>> = Arc::new(bodies.to_vec());
+    let mut tasks = Vec::new();
+    for _ in 0..clients.max(1) {
+        let (next, bodies, bar, nats) = (next.clone(), bodies.clone(), bar.clone(), nats.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(body) = bodies.get(i) else {
+                    return Ok::<_, anyhow::Error>(());
+                };
+                let reply = nats
+                    .request("ats.intake.bench", body.clone().into())
+                    .await?;
+                let receipt: Value = serde_json::from_slice(&reply.payload)?;
+                anyhow::ensure!(
+                    receipt["positions"].is_array(),
+                    "intake refused a batch: {receipt}"
                 );
                 bar.inc(1);
             }
@@ -731,7 +801,7 @@ async fn raw_jetstream_publish(url: &str, encoded: &[Vec<u8>]) -> anyhow::Result
 
 /// The raw ceiling of a rebuild: read the log, decode, fold a count and a score sum per
 /// operator into a HashMap.
-async fn raw_fold(log: Arc<dyn EventLog>, head: u64) -> anyhow::Result<f64> {
+async fn raw_fold(log: Arc<dyn EventLog>, head: u64) -> anyhow::Result<(f64, usize)> {
     let t = Instant::now();
     let mut folded: HashMap<String, (u64, f64)> = HashMap::new();
     let mut after = 0;
@@ -754,7 +824,7 @@ async fn raw_fold(log: Arc<dyn EventLog>, head: u64) -> anyhow::Result<f64> {
         }
     }
     anyhow::ensure!(!folded.is_empty() || events == 0, "nothing folded");
-    Ok(events as f64 / t.elapsed().as_secs_f64())
+    Ok((events as f64 / t.elapsed().as_secs_f64(), events))
 }
 
 /// p99 of a sled point read of one profile in the engine's store: the floor under every query.

@@ -1,0 +1,130 @@
+//! Micro-benchmarks of the heaviest queries (`cargo bench -p ats-projections --bench queries`):
+//! each computed in-process from read models folded from a synthetic history of 250
+//! operators (100,000 events), without HTTP — what a query costs the CPU by itself.
+
+use std::sync::{Arc, OnceLock};
+
+use ats_events::cloudevents::parse_cloud_event;
+use ats_events::Timestamp;
+use ats_ingest::StoredEvent;
+use ats_projections::dashboard::{self, ReadModels};
+use ats_projections::runtime::fold_batch;
+use ats_projections::{activity, alerts, costs, profiles, progress, Projector};
+use divan::Bencher;
+use serde_json::json;
+
+fn main() {
+    divan::main();
+}
+
+const OPERATORS: usize = 250;
+const EVENTS: usize = 100_000;
+
+fn history() -> Vec<StoredEvent> {
+    (0..EVENTS)
+        .map(|n| {
+            let op = format!("op_{:03}", n % OPERATORS);
+            let day = 1 + (n / OPERATORS) % 28;
+            let cloud = if n % 5 == 0 {
+                json!({"specversion": "1.0", "id": format!("s-{n}"), "type": "ats.session.completed",
+                    "source": "bench", "time": format!("2026-11-{day:02}T10:00:00Z"), "subject": op,
+                    "data": {"session_id": format!("s-{n}"), "operator_id": op, "scenario_id": "pentest_001",
+                             "start_time": format!("2026-11-{day:02}T08:00:00Z"),
+                             "end_time": format!("2026-11-{day:02}T10:00:00Z"), "duration_seconds": 7200,
+                             "success": n % 3 != 0, "score": (n % 100) as f64 / 100.0, "cost": 1.5,
+                             "skills_practiced": ["reconnaissance", "exploitation"],
+                             "objectives_completed": 3, "objectives_total": 5}})
+            } else {
+                json!({"specversion": "1.0", "id": format!("u-{n}"), "type": "ats.llm.usage",
+                    "source": "bench", "time": format!("2026-11-{day:02}T09:00:00Z"), "subject": op,
+                    "data": {"model": "openai/gpt-4o", "profile_id": op, "session_id": format!("s-{}", n - n % 5),
+                             "task_type": "reconnaissance", "input_tokens": 1000, "output_tokens": 500}})
+            };
+            StoredEvent {
+                position: n as u64 + 1,
+                event: Ok(Arc::new(parse_cloud_event(cloud).expect("a valid event"))),
+            }
+        })
+        .collect()
+}
+
+/// The read models, folded once for every benchmark.
+fn models() -> &'static (ReadModels, sled::Tree) {
+    static MODELS: OnceLock<(ReadModels, sled::Tree)> = OnceLock::new();
+    MODELS.get_or_init(|| {
+        let events = history();
+        let db = sled::Config::new()
+            .temporary(true)
+            .open()
+            .expect("a temporary sled database");
+        let fold = |name: &str| {
+            let projector: Arc<dyn Projector> = ats_projections::all_projectors()
+                .into_iter()
+                .find(|p| p.name() == name)
+                .expect("a projector");
+            let tree = db.open_tree(name).expect("a tree");
+            for batch in events.chunks(1000) {
+                fold_batch(projector.as_ref(), &tree, batch, false).expect("the batch applies");
+            }
+            tree
+        };
+        (
+            ReadModels {
+                profiles: fold(profiles::NAME),
+                progress: fold(progress::NAME),
+                costs: fold(costs::NAME),
+                activity: fold(activity::NAME),
+            },
+            fold(alerts::NAME),
+        )
+    })
+}
+
+fn as_of() -> Timestamp {
+    Timestamp::parse_rfc3339("2026-11-30T00:00:00Z").expect("a time")
+}
+
+#[divan::bench]
+fn performance(bencher: Bencher) {
+    let (models, _) = models();
+    bencher.bench(|| profiles::performance(&models.profiles, "op_007", 7, as_of()));
+}
+
+#[divan::bench]
+fn dashboard_summary(bencher: Bencher) {
+    let (models, _) = models();
+    bencher.bench(|| dashboard::summary(models, as_of()));
+}
+
+#[divan::bench]
+fn current_alerts(bencher: Bencher) {
+    let (models, _) = models();
+    bencher.bench(|| alerts::current_alerts(models, &[], 0.6, as_of()));
+}
+
+#[divan::bench]
+fn dashboard_whole(bencher: Bencher) {
+    let (models, acks) = models();
+    bencher.bench(|| {
+        let current = alerts::current_alerts(models, &[], 0.6, as_of());
+        let active = alerts::active(acks, current, None, None);
+        dashboard::dashboard(models, active, as_of())
+    });
+}
+
+#[divan::bench]
+fn anomalies_today(bencher: Bencher) {
+    let (models, _) = models();
+    bencher.bench(|| costs::anomalies::detect(&models.costs, 1, as_of()));
+}
+
+#[divan::bench]
+fn last_five_sessions_of_everyone(bencher: Bencher) {
+    let (models, _) = models();
+    bencher.bench(|| {
+        profiles::operator_ids(&models.profiles)
+            .iter()
+            .map(|op| profiles::sessions(&models.profiles, op, 5).len())
+            .sum::<usize>()
+    });
+}
