@@ -115,10 +115,7 @@ impl Store {
                     path: path.clone(),
                     source,
                 })?;
-                Self::open_verified(&path).map_err(|_| StoreError::Sled {
-                    path: path.clone(),
-                    source: sled::Error::Unsupported("fresh store does not verify".into()),
-                })
+                Self::open_fresh(&path)
             }
             Err(Unverified::Damaged(reason)) => {
                 let aside = (1..)
@@ -135,12 +132,17 @@ impl Store {
                     path: path.clone(),
                     source,
                 })?;
-                Self::open_verified(&path).map_err(|_| StoreError::Sled {
-                    path: path.clone(),
-                    source: sled::Error::Unsupported("fresh store does not verify".into()),
-                })
+                Self::open_fresh(&path)
             }
         }
+    }
+
+    /// Opens the empty store just created at `path` (after removing or moving the old one).
+    fn open_fresh(path: &Path) -> Result<Self, StoreError> {
+        Self::open_verified(path).map_err(|_| StoreError::Sled {
+            path: path.to_path_buf(),
+            source: sled::Error::Unsupported("fresh store does not verify".into()),
+        })
     }
 
     fn open_verified(path: &Path) -> Result<Self, Unverified> {

@@ -41,6 +41,18 @@ fn write_marker(path: &Path, format: &[u8]) {
     db.flush().unwrap();
 }
 
+/// A store at `path` whose profiles hold operator `op_9`.
+fn store_with_op_9(path: &Path) {
+    let store = Store::open(path).unwrap();
+    let tree = store.tree(profiles::NAME, 0).unwrap();
+    fold(
+        &tree,
+        &stored(1, &[completed("old", session("s-old", "op_9", 0, 30))]),
+        false,
+    );
+    store.flush().unwrap();
+}
+
 /// Asserts `store` is empty and takes a fold.
 fn assert_fresh_and_working(store: &Store) {
     assert_eq!(store.active_generation(profiles::NAME).unwrap(), 0);
@@ -61,16 +73,7 @@ fn assert_fresh_and_working(store: &Store) {
 fn foreign_format_marker_is_moved_aside() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("read-models");
-    {
-        let store = Store::open(&path).unwrap();
-        let tree = store.tree(profiles::NAME, 0).unwrap();
-        fold(
-            &tree,
-            &stored(1, &[completed("old", session("s-old", "op_9", 0, 30))]),
-            false,
-        );
-        store.flush().unwrap();
-    }
+    store_with_op_9(&path);
     write_marker(&path, b"someone-else/7");
 
     let store = Store::open(&path).unwrap();
@@ -112,16 +115,7 @@ fn foreign_format_marker_is_moved_aside() {
 fn an_older_layout_is_dropped_and_rebuilt_not_called_damaged() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("read-models");
-    {
-        let store = Store::open(&path).unwrap();
-        let tree = store.tree(profiles::NAME, 0).unwrap();
-        fold(
-            &tree,
-            &stored(1, &[completed("old", session("s-old", "op_9", 0, 30))]),
-            false,
-        );
-        store.flush().unwrap();
-    }
+    store_with_op_9(&path);
     write_marker(&path, b"ats-read-models/1");
     let store = Store::open(&path).unwrap();
     assert!(
