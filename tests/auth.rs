@@ -434,3 +434,33 @@ async fn a_key_made_on_one_jetstream_node_works_on_another_and_a_revocation_too(
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+#[test]
+fn a_server_without_any_key_says_how_to_make_one() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(common::binary())
+        .args(["serve", "--bind", "127.0.0.1:0", "--data"])
+        .arg(dir.path())
+        .env_remove("ATS_ROOT_KEY")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in lines.map_while(Result::ok) {
+        let done = line.starts_with("no API key exists yet");
+        seen.push(line);
+        if done || seen.len() > 20 {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let last = seen.last().unwrap();
+    assert!(
+        last.starts_with("no API key exists yet") && last.contains("ats-mafia keys create"),
+        "{seen:?}"
+    );
+}
