@@ -84,10 +84,13 @@ fn as_of() -> Timestamp {
     Timestamp::parse_rfc3339("2026-11-30T00:00:00Z").expect("a time")
 }
 
+/// One operator's analysis (`op_005` has 80 sessions).
 #[divan::bench]
 fn performance(bencher: Bencher) {
     let (models, _) = models();
-    bencher.bench(|| profiles::performance(&models.profiles, "op_007", 7, as_of()));
+    bencher.bench(|| {
+        profiles::performance(&models.profiles, "op_005", 7, as_of()).expect("op_005 has a profile")
+    });
 }
 
 #[divan::bench]
