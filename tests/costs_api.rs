@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::Server;
+use common::{last_position, Server};
 use serde_json::{json, Value};
 
 /// An `ats.llm.usage` CloudEvent; `extra` is merged into its data.
@@ -43,16 +43,6 @@ fn assert_refused((got, body): (u16, Value), status: u16, field: &str) {
     assert_eq!(got, status, "{body}");
     let message = body["message"].as_str().unwrap_or_default();
     assert!(message.contains(field), "{field} not named: {body}");
-}
-
-fn last_position(receipt: &Value) -> u64 {
-    receipt["positions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_u64)
-        .max()
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

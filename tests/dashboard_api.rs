@@ -73,13 +73,7 @@ async fn dashboard_trends_alerts_over_http() {
     server.ready().await;
     let (status, receipt) = server.post_events(&Value::Array(history())).await;
     assert_eq!(status, 200, "{receipt}");
-    let head = receipt["positions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_u64)
-        .max()
-        .unwrap();
+    let head = common::last_position(&receipt);
     let at = format!("as_of={AS_OF}&min_position={head}");
 
     let d = server

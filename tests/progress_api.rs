@@ -31,13 +31,7 @@ fn registered(op: &str, name: &str, team: &str) -> Value {
 async fn post(server: &Server, events: Vec<Value>) -> u64 {
     let (status, receipt) = server.post_events(&Value::Array(events)).await;
     assert_eq!(status, 200, "{receipt}");
-    receipt["positions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_u64)
-        .max()
-        .unwrap()
+    common::last_position(&receipt)
 }
 
 fn ids(entries: &Value) -> Vec<&str> {

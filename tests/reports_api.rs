@@ -87,13 +87,7 @@ async fn reports_over_http_survive_replay() {
     server.ready().await;
     let (status, receipt) = server.post_events(&Value::Array(history())).await;
     assert_eq!(status, 200, "{receipt}");
-    let head = receipt["positions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_u64)
-        .max()
-        .unwrap();
+    let head = common::last_position(&receipt);
     let (status, _) = server
         .get(&format!("/api/analytics/operators?min_position={head}"))
         .await;
@@ -380,7 +374,7 @@ async fn custom_templates_render_stored_reports_and_survive_replay() {
     server.ready().await;
     let (status, receipt) = server.post_events(&Value::Array(history())).await;
     assert_eq!(status, 200, "{receipt}");
-    let head = receipt["positions"].as_array().unwrap().last().unwrap();
+    let head = common::last_position(&receipt);
     server
         .get_ok(&format!("/api/analytics/operators?min_position={head}"))
         .await;

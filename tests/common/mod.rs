@@ -297,6 +297,17 @@ impl Drop for Server {
     }
 }
 
+/// The highest log position of a receipt (what `min_position` takes to read those writes).
+pub fn last_position(receipt: &Value) -> u64 {
+    receipt["positions"]
+        .as_array()
+        .expect("a receipt with positions")
+        .iter()
+        .filter_map(Value::as_u64)
+        .max()
+        .expect("at least one position")
+}
+
 /// A completed session as a CloudEvent.
 pub fn session(op: &str, n: u32, score: f64, skills: &[&str]) -> Value {
     let start = format!("2026-11-{:02}T08:00:00Z", 1 + n % 27);
