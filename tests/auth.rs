@@ -232,6 +232,32 @@ async fn keys_are_created_used_listed_and_revoked_through_the_cli_and_the_api() 
     assert_eq!(r.status(), 403);
     let listed = server.get_ok("/api/admin/keys").await;
     assert_eq!(listed["keys"].as_array().unwrap().len(), 2, "{listed}");
+
+    // With the server stopped, the CLI lists and revokes keys in the local log.
+    server.stop();
+    let ingest_id = ingest_key.split('_').nth(1).unwrap();
+    let (ok, _, err) = run_cli(&["keys", "revoke", ingest_id], dir.path());
+    assert!(ok, "{err}");
+    let (ok, out, err) = run_cli(&["keys", "list", "--json"], dir.path());
+    assert!(ok, "{err}");
+    let local: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        local["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["revoked_at"].is_string()),
+        "{local}"
+    );
+    let (ok, _, err) = run_cli(&["keys", "revoke", "0000000000000000"], dir.path());
+    assert!(!ok);
+    assert!(err.contains("API key 0000000000000000: unknown"), "{err}");
+    let (ok, _, err) = run_cli(
+        &["keys", "create", "--scope", "read,write", "--name", "x"],
+        dir.path(),
+    );
+    assert!(!ok);
+    assert!(err.contains("--scope: scopes[1]: unknown scope"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

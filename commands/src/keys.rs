@@ -124,15 +124,18 @@ pub fn secret_sha256(secret: &str) -> String {
     hex(&Sha256::digest(secret.as_bytes()))
 }
 
-/// Whether `secret` hashes to `expected_hex`, comparing every byte whatever the first
-/// difference (no timing hint of how much of the hash matched).
+/// Whether `secret` hashes to `expected_hex`.
 pub fn matches(secret: &str, expected_hex: &str) -> bool {
-    let actual = secret_sha256(secret);
-    actual.len() == expected_hex.len()
-        && actual
-            .bytes()
-            .zip(expected_hex.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+    same_hash(&secret_sha256(secret), expected_hex)
+}
+
+/// Whether two hex hashes are equal, comparing every byte whatever the first difference (no
+/// timing hint of how much of a hash matched).
+pub fn same_hash(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
 }
 

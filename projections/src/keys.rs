@@ -109,21 +109,30 @@ pub fn get(tree: &sled::Tree, key_id: &str) -> Option<StoredKey> {
         .and_then(|v| decode(&v))
 }
 
+fn key_info(key_id: String, stored: StoredKey) -> KeyInfo {
+    KeyInfo {
+        key_id,
+        name: stored.name,
+        scopes: stored.scopes,
+        rate_limit_per_minute: stored.rate_limit_per_minute,
+        issued_at: stored.issued_at.to_rfc3339(),
+        revoked_at: stored.revoked_at.map(|t| t.to_rfc3339()),
+        revoked_reason: stored.revoked_reason,
+    }
+}
+
+/// The key `key_id` as listed.
+pub fn info(tree: &sled::Tree, key_id: &str) -> Option<KeyInfo> {
+    get(tree, key_id).map(|stored| key_info(key_id.to_owned(), stored))
+}
+
 /// Every key, by key id.
 pub fn list(tree: &sled::Tree) -> Vec<KeyInfo> {
     tree.scan_prefix(b"k/")
         .map_while(Result::ok)
         .filter_map(|(k, v)| {
-            let stored: StoredKey = decode(&v)?;
-            Some(KeyInfo {
-                key_id: String::from_utf8_lossy(k.get(2..)?).into_owned(),
-                name: stored.name,
-                scopes: stored.scopes,
-                rate_limit_per_minute: stored.rate_limit_per_minute,
-                issued_at: stored.issued_at.to_rfc3339(),
-                revoked_at: stored.revoked_at.map(|t| t.to_rfc3339()),
-                revoked_reason: stored.revoked_reason,
-            })
+            let id = String::from_utf8_lossy(k.get(2..)?).into_owned();
+            Some(key_info(id, decode(&v)?))
         })
         .collect()
 }

@@ -190,11 +190,13 @@ fn presented(headers: &HeaderMap) -> Option<Result<&str, ApiError>> {
 /// Identifies `token`, or says why it cannot be.
 async fn identify(state: &AppState, token: &str) -> Result<Principal, ApiError> {
     let auth = &state.auth;
-    if let Some(memory) = auth
-        .memory_keys
-        .iter()
-        .find(|k| keys::matches(token, &k.secret_sha256))
-    {
+    // One hash of the whole token, compared with every key held in memory.
+    let token_sha256 = (!auth.memory_keys.is_empty()).then(|| keys::secret_sha256(token));
+    if let Some(memory) = token_sha256.as_deref().and_then(|hash| {
+        auth.memory_keys
+            .iter()
+            .find(|k| keys::same_hash(hash, &k.secret_sha256))
+    }) {
         return Ok(Principal {
             key: memory.name.clone(),
             scopes: Scope::ALL.to_vec(),

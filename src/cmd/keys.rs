@@ -163,10 +163,8 @@ async fn revoke(
             .write_request(reqwest::Method::DELETE, &path, None)
             .await?
     } else {
-        let known = list(read, config).await?;
-        let key = known
-            .into_iter()
-            .find(|k| k.key_id == key_id)
+        let tree = read.source.local_tree(config, NAME).await?;
+        let key = ats_projections::keys::info(&tree, key_id)
             .ok_or_else(|| anyhow::anyhow!("API key {key_id}: unknown"))?;
         if key.revoked_at.is_none() {
             let event = keys::revocation(key_id, reason, Timestamp::now(), CLI_SOURCE)

@@ -154,9 +154,8 @@ pub async fn revoke(
         append_and_apply(&state, event).await?;
         tracing::info!(%key_id, "API key revoked");
     }
-    keys::list(&tree(&state, keys::NAME)?)
-        .into_iter()
-        .find(|k| k.key_id == key_id)
+    // The active tree again: a rebuild may have swapped it while the revocation was applied.
+    keys::info(&tree(&state, keys::NAME)?, &key_id)
         .map(Json)
         .ok_or_else(|| ApiError::Internal(format!("API key {key_id} vanished")))
 }
