@@ -81,16 +81,19 @@ pub fn get(tree: &sled::Tree, name: &str) -> Option<StoredTemplate> {
     decode(&tree.get(key(name)).ok().flatten()?)
 }
 
-/// The template `name` with its source, as shown.
-pub fn info(tree: &sled::Tree, name: &str) -> Option<TemplateInfo> {
-    let stored = get(tree, name)?;
-    Some(TemplateInfo {
-        name: name.to_owned(),
+fn template_info(name: String, stored: StoredTemplate, with_source: bool) -> TemplateInfo {
+    TemplateInfo {
+        name,
         media_type: stored.media_type,
         description: stored.description,
         registered_at: stored.registered_at.to_rfc3339(),
-        template: Some(stored.template),
-    })
+        template: with_source.then_some(stored.template),
+    }
+}
+
+/// The template `name` with its source, as shown.
+pub fn info(tree: &sled::Tree, name: &str) -> Option<TemplateInfo> {
+    get(tree, name).map(|stored| template_info(name.to_owned(), stored, true))
 }
 
 /// Every template by name, without sources.
@@ -98,14 +101,8 @@ pub fn list(tree: &sled::Tree) -> Vec<TemplateInfo> {
     tree.scan_prefix(b"t/")
         .map_while(Result::ok)
         .filter_map(|(k, v)| {
-            let stored: StoredTemplate = decode(&v)?;
-            Some(TemplateInfo {
-                name: String::from_utf8_lossy(k.get(2..)?).into_owned(),
-                media_type: stored.media_type,
-                description: stored.description,
-                registered_at: stored.registered_at.to_rfc3339(),
-                template: None,
-            })
+            let name = String::from_utf8_lossy(k.get(2..)?).into_owned();
+            Some(template_info(name, decode(&v)?, false))
         })
         .collect()
 }

@@ -297,14 +297,19 @@ pub async fn download(
     Path(id): Path<String>,
     Params(params): Params<DownloadParams>,
 ) -> Result<Response, ApiError> {
-    let format = match (&params.template, params.format.as_deref()) {
+    /// How the report is rendered: a built-in format or a registered template.
+    enum Rendering<'a> {
+        Format(Format),
+        Template(&'a str),
+    }
+    let rendering = match (params.template.as_deref(), params.format.as_deref()) {
         (Some(_), Some(_)) => {
             return Err(bad(
                 "format: give either format or template, not both".into()
             ))
         }
-        (Some(_), None) => None,
-        (None, name) => Some(download_format(&state, name.unwrap_or("json"))?),
+        (Some(name), None) => Rendering::Template(name),
+        (None, name) => Rendering::Format(download_format(&state, name.unwrap_or("json"))?),
     };
     ReadParams {
         as_of: None,
@@ -314,14 +319,14 @@ pub async fn download(
     .await?;
     let tree = reports_tree(&state)?;
     let report = reports::report(&tree, &id).ok_or_else(|| not_found(&id))?;
-    let (body, content_type, extension) = match (format, &params.template) {
-        (Some(format), _) => (
+    let (body, content_type, extension) = match rendering {
+        Rendering::Format(format) => (
             render::render(&report, format),
             format.content_type().to_owned(),
             // The seed's name: the format's wire string as the extension (`.markdown`).
             format.as_str(),
         ),
-        (None, Some(name)) => {
+        Rendering::Template(name) => {
             let template = templates::get(&tree, name)
                 .ok_or_else(|| ApiError::NotFound(format!("template: no template named {name}")))?;
             let body = templates::render(&report, &template).map_err(|e| {
@@ -333,7 +338,6 @@ pub async fn download(
                 templates::extension(&template.media_type),
             )
         }
-        (None, None) => return Err(ApiError::Internal("no format and no template".into())),
     };
     let disposition = format!(
         "attachment; filename=report_{}.{extension}",
