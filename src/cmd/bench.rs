@@ -623,37 +623,33 @@ async fn wait_live(client: &reqwest::Client, url: &str) -> anyhow::Result<u64> {
     }
 }
 
-async fn http_ingest(
-    url: &str,
+/// Sends every body once through `send`, from `clients` concurrent senders taking the next
+/// body in turn; events/s of the whole run (`events` in all the bodies).
+async fn drive<F, Fut>(
     bodies: &[Vec<u8>],
     clients: usize,
     events: usize,
-) -> anyhow::Result<f64> {
-    let bar = progress(bodies.len() as u64, "ingest over HTTP (batches)");
+    what: &str,
+    send: F,
+) -> anyhow::Result<f64>
+where
+    F: Fn(Vec<u8>) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let bar = progress(bodies.len() as u64, what);
     let t = Instant::now();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let bodies: Arc<Vec<Vec<u8>>> = Arc::new(bodies.to_vec());
     let mut tasks = Vec::new();
     for _ in 0..clients.max(1) {
-        let (next, bodies, bar, url) = (next.clone(), bodies.clone(), bar.clone(), url.to_owned());
+        let (next, bodies, bar, send) = (next.clone(), bodies.clone(), bar.clone(), send.clone());
         tasks.push(tokio::spawn(async move {
-            let client = api_client();
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(body) = bodies.get(i) else {
                     return Ok::<_, anyhow::Error>(());
                 };
-                let response = client
-                    .post(format!("{url}/api/events"))
-                    .header("content-type", "application/cloudevents-batch+json")
-                    .body(body.clone())
-                    .send()
-                    .await?;
-                anyhow::ensure!(
-                    response.status().is_success(),
-                    "ingest failed: {}",
-                    response.text().await?
-                );
+                send(body.clone()).await?;
                 bar.inc(1);
             }
         }));
@@ -663,6 +659,38 @@ async fn http_ingest(
     }
     bar.finish_and_clear();
     Ok(events as f64 / t.elapsed().as_secs_f64())
+}
+
+/// POSTs `bodies` to `/api/events` from `clients` concurrent clients; events/s acknowledged.
+async fn http_ingest(
+    url: &str,
+    bodies: &[Vec<u8>],
+    clients: usize,
+    events: usize,
+) -> anyhow::Result<f64> {
+    let (client, endpoint) = (api_client(), format!("{url}/api/events"));
+    drive(
+        bodies,
+        clients,
+        events,
+        "ingest over HTTP (batches)",
+        move |body| {
+            let request = client
+                .post(&endpoint)
+                .header("content-type", "application/cloudevents-batch+json")
+                .body(body);
+            async move {
+                let response = request.send().await?;
+                anyhow::ensure!(
+                    response.status().is_success(),
+                    "ingest failed: {}",
+                    response.text().await?
+                );
+                Ok(())
+            }
+        },
+    )
+    .await
 }
 
 /// Requests `bodies` on the NATS intake subject from `clients` concurrent requesters, each
@@ -677,36 +705,25 @@ async fn nats_intake(
         .request_timeout(Some(Duration::from_secs(30)))
         .connect(url)
         .await?;
-    let bar = progress(bodies.len() as u64, "ingest over the NATS intake (batches)");
-    let t = Instant::now();
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let bodies: Arc<Vec<Vec<u8>>> = Arc::new(bodies.to_vec());
-    let mut tasks = Vec::new();
-    for _ in 0..clients.max(1) {
-        let (next, bodies, bar, nats) = (next.clone(), bodies.clone(), bar.clone(), nats.clone());
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(body) = bodies.get(i) else {
-                    return Ok::<_, anyhow::Error>(());
-                };
-                let reply = nats
-                    .request("ats.intake.bench", body.clone().into())
-                    .await?;
+    drive(
+        bodies,
+        clients,
+        events,
+        "ingest over the NATS intake (batches)",
+        move |body| {
+            let nats = nats.clone();
+            async move {
+                let reply = nats.request("ats.intake.bench", body.into()).await?;
                 let receipt: Value = serde_json::from_slice(&reply.payload)?;
                 anyhow::ensure!(
                     receipt["positions"].is_array(),
                     "intake refused a batch: {receipt}"
                 );
-                bar.inc(1);
+                Ok(())
             }
-        }));
-    }
-    for task in tasks {
-        task.await??;
-    }
-    bar.finish_and_clear();
-    Ok(events as f64 / t.elapsed().as_secs_f64())
+        },
+    )
+    .await
 }
 
 /// Posts single small batches at `rate` events/s until told to stop.
