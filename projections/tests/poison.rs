@@ -11,7 +11,7 @@ use ats_events::MetricType;
 use ats_ingest::embedded::EmbeddedLog;
 use ats_ingest::EventLog;
 use ats_projections::profiles;
-use ats_projections::runtime::{self, Runtime};
+use ats_projections::runtime;
 use common::*;
 
 /// A tree's entries without the dead letters and the digest (which covers them).
@@ -219,12 +219,7 @@ async fn runtime_lists_dead_letters_and_moves_on() {
     assert_eq!(head, 3);
 
     let scratch = Scratch::new();
-    let runtime = Runtime::start(
-        scratch.store.clone(),
-        log.clone(),
-        ats_projections::all_projectors(),
-    )
-    .unwrap();
+    let runtime = scratch.run(log.clone());
     let handle = runtime.handle(profiles::NAME).unwrap().clone();
     assert!(handle.wait_for(head, WAIT).await);
     let letters = handle.dead_letters();

@@ -76,12 +76,7 @@ async fn live_runtime_matches_an_offline_rebuild() {
     assert_eq!(head, events.len() as Position);
 
     let live = Scratch::new();
-    let runtime = Runtime::start(
-        live.store.clone(),
-        log.dyn_log(),
-        ats_projections::all_projectors(),
-    )
-    .unwrap();
+    let runtime = live.run(log.dyn_log());
     let handle = runtime.handle(profiles::NAME).unwrap().clone();
     assert!(runtime.wait_for(head, WAIT).await);
     assert!(
@@ -211,12 +206,7 @@ async fn rebuild_while_serving_swaps_in_an_identical_tree() {
     let log = Log::new();
     let head = log.append(&history("r", 3000)).await;
     let live = Scratch::new();
-    let runtime = Runtime::start(
-        live.store.clone(),
-        log.dyn_log(),
-        ats_projections::all_projectors(),
-    )
-    .unwrap();
+    let runtime = live.run(log.dyn_log());
     let handle = runtime.handle(profiles::NAME).unwrap().clone();
     assert!(handle.wait_for(head, WAIT).await);
     assert!(eventually(|| handle.status().state == ProjectorState::Live).await);

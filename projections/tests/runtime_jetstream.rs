@@ -172,12 +172,7 @@ async fn undecodable_record_is_dead_lettered() {
         .last_position();
 
     let scratch = Scratch::new();
-    let runtime = Runtime::start(
-        scratch.store.clone(),
-        log.clone(),
-        ats_projections::all_projectors(),
-    )
-    .unwrap();
+    let runtime = scratch.run(log.clone());
     let handle = runtime.handle(profiles::NAME).unwrap().clone();
     assert!(handle.wait_for(head, WAIT).await);
     let letters = handle.dead_letters();

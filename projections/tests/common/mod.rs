@@ -249,6 +249,15 @@ impl Scratch {
         Self { dir, store }
     }
 
+    /// Every projector of the engine running over `log` into this store.
+    pub fn run(
+        &self,
+        log: std::sync::Arc<dyn ats_ingest::EventLog>,
+    ) -> std::sync::Arc<runtime::Runtime> {
+        runtime::Runtime::start(self.store.clone(), log, ats_projections::all_projectors())
+            .expect("the runtime starts")
+    }
+
     /// The profiles tree of generation `generation` (fresh and empty for an unused one).
     pub fn tree(&self, generation: u64) -> sled::Tree {
         self.store
