@@ -103,8 +103,14 @@ fn openapi_path(path: &str) -> String {
 }
 
 pub fn routes() -> Routes {
+    // Built once: the route table and the document do not change while the process runs.
+    static DOCUMENT: std::sync::OnceLock<utoipa::openapi::OpenApi> = std::sync::OnceLock::new();
     Routes::new().get("/api/openapi.json", Access::Public, || async {
-        Json(document(&crate::route_table()))
+        Json(
+            DOCUMENT
+                .get_or_init(|| document(&crate::route_table()))
+                .clone(),
+        )
     })
 }
 
