@@ -484,9 +484,7 @@ impl Projector for CostsProjector {
     }
 }
 
-pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Option<T> {
-    rmp_serde::from_slice(bytes).ok()
-}
+pub(crate) use crate::profiles::decode;
 
 pub(crate) fn read<T: serde::de::DeserializeOwned>(tree: &sled::Tree, key: &[u8]) -> Option<T> {
     tree.get(key).ok().flatten().and_then(|v| decode(&v))
