@@ -1,7 +1,7 @@
 //! The projector runtime: independent tasks that fold the log into read models.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use ats_events::{Envelope, Timestamp};
@@ -619,9 +619,49 @@ async fn fold_blocking(
     events: Vec<StoredEvent>,
     dedup: bool,
 ) -> Result<Folded, ApplyError> {
-    tokio::task::spawn_blocking(move || fold_batch(projector.as_ref(), &tree, &events, dedup))
+    spawn_fold(move || fold_batch(projector.as_ref(), &tree, &events, dedup))
         .await
         .map_err(|e| ApplyError::Storage(format!("fold task failed: {e}")))?
+}
+
+/// Nice value of the fold threads (the request handlers keep the process's, normally 0).
+const FOLD_NICE: i32 = 10;
+
+/// Runs a fold on a thread of its own, at a lower CPU priority than the request handlers.
+///
+/// Folds and requests share the cores (two, on the machines we measure on): a fold is
+/// background work that may finish a few milliseconds later, a request is someone waiting.
+/// Under CFS a nice of 10 gives a fold about a tenth of a contended core and all of an idle
+/// one, so queries and appends run first and the folds use what is left. If the pool cannot
+/// start, folds run on the caller's blocking pool at normal priority.
+fn spawn_fold<R: Send + 'static>(
+    job: impl FnOnce() -> R + Send + 'static,
+) -> tokio::task::JoinHandle<R> {
+    static POOL: OnceLock<Option<tokio::runtime::Runtime>> = OnceLock::new();
+    let pool = POOL.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("ats-fold")
+            .on_thread_start(lower_priority)
+            .build()
+            .inspect_err(|err| tracing::warn!(%err, "cannot start the fold threads"))
+            .ok()
+    });
+    match pool {
+        Some(pool) => pool.spawn_blocking(job),
+        None => tokio::task::spawn_blocking(job),
+    }
+}
+
+fn lower_priority() {
+    // Linux only: there a thread's nice value is its own; elsewhere the call would lower
+    // the whole process, request handlers included.
+    #[cfg(target_os = "linux")]
+    if let Err(err) =
+        rustix::process::setpriority_process(Some(rustix::thread::gettid()), FOLD_NICE)
+    {
+        tracing::debug!(%err, "cannot lower a fold thread's priority");
+    }
 }
 
 /// Drops the generation that `active` replaced, kept by the last rebuild for the queries
@@ -735,12 +775,10 @@ pub async fn rebuild_all(
                     while let Some(events) = rx.recv().await {
                         let position = events.last().map_or(0, |e| e.position);
                         let (folder, tree) = (projector.clone(), tree.clone());
-                        tokio::task::spawn_blocking(move || {
-                            fold_batch(folder.as_ref(), &tree, &events, dedup)
-                        })
-                        .await
-                        .map_err(|e| format!("fold task failed: {e}"))?
-                        .map_err(|e| e.to_string())?;
+                        spawn_fold(move || fold_batch(folder.as_ref(), &tree, &events, dedup))
+                            .await
+                            .map_err(|e| format!("fold task failed: {e}"))?
+                            .map_err(|e| e.to_string())?;
                         (progress.borrow_mut())(projector.name(), position, target);
                     }
                     Ok::<_, String>(())
@@ -835,6 +873,16 @@ mod tests {
             .map(Result::unwrap)
             .map(|(k, v)| (k.to_vec(), v.to_vec()))
             .collect()
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn folds_run_at_a_lower_priority_than_their_caller() {
+        let own = || rustix::process::getpriority_process(None).unwrap();
+        let caller = own();
+        let fold = spawn_fold(own).await.unwrap();
+        assert_eq!(fold, FOLD_NICE);
+        assert_eq!(own(), caller, "the caller's thread keeps its priority");
     }
 
     #[test]
