@@ -53,6 +53,16 @@ fn tiny_bench_prints_a_json_line_per_result() {
                     "{scenario}/{log}: {field} in {row}"
                 );
             }
+            if scenario == "rebuild" {
+                // The cost of writing the rebuilt read models alone: every key, every byte.
+                let floor = &row["storage_floor"];
+                for field in ["keys", "bytes", "events_per_s"] {
+                    assert!(
+                        floor[field].as_f64().is_some_and(|v| v > 0.0),
+                        "{log}: storage_floor.{field} in {row}"
+                    );
+                }
+            }
         }
         assert!(
             !rows

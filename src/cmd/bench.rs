@@ -166,12 +166,15 @@ impl Report {
         engine: f64,
         ceiling: f64,
         target: f64,
+        extra: Value,
     ) {
-        self.emit(json!({
+        let mut row = json!({
             "scenario": scenario, "log": log, "events": events,
             "engine": round(engine), "ceiling": round(ceiling), "unit": "events/s",
             "ratio": round3(engine / ceiling.max(f64::MIN_POSITIVE)), "target_ratio": target,
-        }));
+        });
+        extend(&mut row, extra);
+        self.emit(row);
     }
 
     fn latency(
@@ -195,9 +198,7 @@ impl Report {
             "p50_ms": round3(pick(0.5)), "p99_ms": round3(pick(0.99)), "samples": samples.len(),
             "target_p99_ms": target_p99,
         });
-        if let (Value::Object(row), Value::Object(extra)) = (&mut row, extra) {
-            row.extend(extra);
-        }
+        extend(&mut row, extra);
         self.emit(row);
     }
 
@@ -266,6 +267,13 @@ impl Report {
             }
         }
         table
+    }
+}
+
+/// Adds the fields of `extra` (an object; anything else adds nothing) to `row`.
+fn extend(row: &mut Value, extra: Value) {
+    if let (Value::Object(row), Value::Object(extra)) = (row, extra) {
+        row.extend(extra);
     }
 }
 
@@ -471,12 +479,12 @@ async fn scenarios(
     let client = api_client();
     // Durable ingest over HTTP.
     let rate = http_ingest(&engine.url, bodies, args.clients, n).await?;
-    report.throughput("ingest_http", log_name, n, rate, ceiling, 0.5);
+    report.throughput("ingest_http", log_name, n, rate, ceiling, 0.5, Value::Null);
     if let (Some(url), Some(intake_bodies)) = (&engine.nats, nats_bodies) {
         // The same work over the NATS intake subject (other event ids: a resend would only
         // be duplicates), against the same pipelined-publish ceiling.
         let rate = nats_intake(url, intake_bodies, args.clients, n).await?;
-        report.throughput("ingest_nats", log_name, n, rate, ceiling, 0.5);
+        report.throughput("ingest_nats", log_name, n, rate, ceiling, 0.5, Value::Null);
     }
 
     // Query latency (and read-your-writes) while ingest runs at half its measured rate.
@@ -580,7 +588,19 @@ async fn scenarios(
     bar.finish_and_clear();
     // Every projector replays the whole log: events/s of one pass over all projectors.
     let rebuild = in_log as f64 / t.elapsed().as_secs_f64();
-    report.throughput("rebuild", log_name, in_log, rebuild, ceiling, 0.3);
+    let floor = storage_floor(&store)?;
+    report.throughput(
+        "rebuild",
+        log_name,
+        in_log,
+        rebuild,
+        ceiling,
+        0.3,
+        json!({"storage_floor": {
+            "keys": floor.keys, "bytes": floor.bytes,
+            "events_per_s": round(in_log as f64 / floor.seconds),
+        }}),
+    );
 
     let ceiling_p99 = sled_point_read_p99(&engine.read_models(), operator, args.queries)?;
     for (name, mut samples) in latencies {
@@ -842,6 +862,49 @@ async fn raw_fold(log: Arc<dyn EventLog>, head: u64) -> anyhow::Result<(f64, usi
     }
     anyhow::ensure!(!folded.is_empty() || events == 0, "nothing folded");
     Ok((events as f64 / t.elapsed().as_secs_f64(), events))
+}
+
+/// What the rebuild's output alone costs to write.
+struct StorageFloor {
+    keys: u64,
+    bytes: u64,
+    seconds: f64,
+}
+
+/// Writes every entry the rebuild produced (same keys, same bytes) into a fresh sled
+/// database, in key order and batches of 8,192 entries: no decode, no fold, no digest, and
+/// the cheapest insertion order. A rebuild cannot be faster than this, whatever the folds
+/// cost; it says how much of the gap to the `HashMap` ceiling is the read models' size.
+fn storage_floor(rebuilt: &Store) -> anyhow::Result<StorageFloor> {
+    let dir = tempfile::tempdir()?;
+    let db = sled::Config::new()
+        .path(dir.path())
+        .cache_capacity(64 * 1024 * 1024)
+        .open()?;
+    let (mut keys, mut bytes, mut seconds) = (0u64, 0u64, 0.0);
+    for projector in ats_projections::all_projectors() {
+        let name = projector.name();
+        let source = rebuilt.tree(name, rebuilt.active_generation(name)?)?;
+        let target = db.open_tree(name)?;
+        let entries: Vec<(sled::IVec, sled::IVec)> = source.iter().collect::<Result<_, _>>()?;
+        let t = Instant::now();
+        for chunk in entries.chunks(8192) {
+            let mut batch = sled::Batch::default();
+            for (key, value) in chunk {
+                keys += 1;
+                bytes += (key.len() + value.len()) as u64;
+                batch.insert(key.clone(), value.clone());
+            }
+            target.apply_batch(batch)?;
+        }
+        target.flush()?;
+        seconds += t.elapsed().as_secs_f64();
+    }
+    Ok(StorageFloor {
+        keys,
+        bytes,
+        seconds: seconds.max(f64::MIN_POSITIVE),
+    })
 }
 
 /// p99 of a sled point read of one profile in the engine's store: the floor under every query.
