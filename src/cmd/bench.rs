@@ -163,8 +163,7 @@ impl Report {
         scenario: &str,
         log: &str,
         events: usize,
-        engine: f64,
-        ceiling: f64,
+        (engine, ceiling): (f64, f64),
         target: f64,
         extra: Value,
     ) {
@@ -479,12 +478,26 @@ async fn scenarios(
     let client = api_client();
     // Durable ingest over HTTP.
     let rate = http_ingest(&engine.url, bodies, args.clients, n).await?;
-    report.throughput("ingest_http", log_name, n, rate, ceiling, 0.5, Value::Null);
+    report.throughput(
+        "ingest_http",
+        log_name,
+        n,
+        (rate, ceiling),
+        0.5,
+        Value::Null,
+    );
     if let (Some(url), Some(intake_bodies)) = (&engine.nats, nats_bodies) {
         // The same work over the NATS intake subject (other event ids: a resend would only
         // be duplicates), against the same pipelined-publish ceiling.
         let rate = nats_intake(url, intake_bodies, args.clients, n).await?;
-        report.throughput("ingest_nats", log_name, n, rate, ceiling, 0.5, Value::Null);
+        report.throughput(
+            "ingest_nats",
+            log_name,
+            n,
+            (rate, ceiling),
+            0.5,
+            Value::Null,
+        );
     }
 
     // Query latency (and read-your-writes) while ingest runs at half its measured rate.
@@ -593,8 +606,7 @@ async fn scenarios(
         "rebuild",
         log_name,
         in_log,
-        rebuild,
-        ceiling,
+        (rebuild, ceiling),
         0.3,
         json!({"storage_floor": {
             "keys": floor.keys, "bytes": floor.bytes,
