@@ -7,7 +7,7 @@
 //! - budget: the crossings `costs_v1` stores, while the budget's current period and arm are the
 //!   ones that fired (a new period or a raised budget resolves them);
 //! - performance: an operator's mean score over their last [`RECENT_SESSIONS`] sessions
-//!   (started by `as_of`, from `profiles_v1`) below the configured threshold — a fold cannot
+//!   (started by `as_of`, from `profiles_v2`) below the configured threshold — a fold cannot
 //!   read configuration, and the threshold may change without a replay;
 //! - anomaly: spend anomalies of `as_of`'s day (`costs::anomalies::detect`);
 //! - dead letter: each event a projector refused (from the runtime, not a tree).
@@ -35,8 +35,9 @@ use crate::view::View;
 /// The projector's name (with its version).
 pub const NAME: &str = "alerts_v1";
 
-/// Sessions in an operator's "recent average" for performance alerts.
-pub const RECENT_SESSIONS: usize = 5;
+/// Sessions in an operator's "recent average" for performance alerts (the ones the
+/// `profiles` fold keeps at hand).
+pub const RECENT_SESSIONS: usize = profiles::RECENT_SESSIONS;
 
 /// `analytics.alerts.performance_threshold` when not configured.
 pub const DEFAULT_PERFORMANCE_THRESHOLD: f64 = 0.6;
@@ -225,31 +226,30 @@ fn budget_alerts(models: &ReadModels, as_of: Timestamp, out: &mut Vec<Alert>) {
 }
 
 fn performance_alerts(models: &ReadModels, threshold: f64, as_of: Timestamp, out: &mut Vec<Alert>) {
-    for operator in profiles::operator_ids(&models.profiles) {
-        // The latest sessions are read first; all of them only when some started after
-        // `as_of` (a question about the past).
-        let mut recent = profiles::sessions(&models.profiles, &operator, RECENT_SESSIONS);
-        if recent.iter().any(|s| s.data.start_time > as_of) {
-            recent = profiles::sessions(&models.profiles, &operator, 0)
+    for (operator, summary) in profiles::performance_summaries(&models.profiles) {
+        // The fold keeps the latest sessions; the whole series is read only when some of
+        // them started after `as_of` (a question about the past).
+        let mut recent = summary.recent;
+        if recent.iter().any(|s| s.start_time > as_of) {
+            recent = profiles::score_series(&models.profiles, &operator)
+                .sessions
                 .into_iter()
-                .filter(|s| s.data.start_time <= as_of)
+                .rev()
+                .filter(|s| s.start_time <= as_of)
                 .take(RECENT_SESSIONS)
                 .collect();
         }
         let Some(latest) = recent.first() else {
             continue;
         };
-        let scores: Vec<f64> = recent.iter().map(|s| s.data.score).collect();
+        let scores: Vec<f64> = recent.iter().map(|s| s.score).collect();
         let average = crate::analytics::mean(&scores);
         if average >= threshold {
             continue;
         }
         out.push(Alert {
             // Keyed by the latest session: a new low session is a new alert to acknowledge.
-            id: alert_id(&format!(
-                "performance:{operator}:{}",
-                latest.data.session_id
-            )),
+            id: alert_id(&format!("performance:{operator}:{}", latest.session_id)),
             alert_type: AlertType::PerformanceIssue,
             priority: AlertPriority::High,
             title: format!("Low recent performance: {operator}"),
@@ -261,9 +261,9 @@ fn performance_alerts(models: &ReadModels, threshold: f64, as_of: Timestamp, out
                 ("average_score".into(), json!(average)),
                 ("sessions".into(), json!(recent.len())),
                 ("threshold".into(), json!(threshold)),
-                ("latest_session_id".into(), json!(latest.data.session_id)),
+                ("latest_session_id".into(), json!(latest.session_id)),
             ]),
-            created_at: Some(latest.data.end_time.to_rfc3339()),
+            created_at: Some(latest.end_time.to_rfc3339()),
             acknowledged: false,
             operator_id: Some(operator),
         });

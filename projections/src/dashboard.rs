@@ -23,7 +23,7 @@ use crate::progress::{self, Board, LeaderboardEntry};
 /// The trees the aggregator reads (each a projector's current tree).
 #[derive(Clone)]
 pub struct ReadModels {
-    /// `profiles_v1`.
+    /// `profiles_v2`.
     pub profiles: sled::Tree,
     /// `progress_v1`.
     pub progress: sled::Tree,

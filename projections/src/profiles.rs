@@ -1,9 +1,12 @@
 //! Operator profiles, skills, sessions and metrics (DOMAIN.md §B1 with the fixes of §A2).
 //!
-//! Tree layout (`profiles_v1`):
+//! Tree layout (`profiles_v2`):
 //! - `p/<operator>` → [`OperatorProfile`]
 //! - `s/<session>` → [`SessionRecord`]
 //! - `os/<operator>\0<start time, BE>\0<session>` → `[]` (sessions by operator and time)
+//! - `sq/<operator>` → [`ScoreSeries`] (every session's score in start order, for the fold)
+//! - `ps/<operator>` → [`PerformanceSummary`] (what [`performance`] and the performance
+//!   alerts read, so their cost does not grow with the operator's history)
 //! - `m/<operator>\0<time, BE>\0<event id><index>` → [`MetricPoint`]
 //! - `lc/<operator>\0<skill>\0<time, BE>\0<event id>` → [`PracticePoint`] (learning curves)
 //! - `ms/<metric type>\0<operator>` → [`MetricStat`] (per-operator means, for percentile ranks)
@@ -273,6 +276,74 @@ impl MetricStat {
     }
 }
 
+/// One completed session as the performance summary needs it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoredSession {
+    /// Session id; breaks ties between equal start times, as in the `os/` keys.
+    pub session_id: String,
+    /// Start time: the order of the series.
+    pub start_time: Timestamp,
+    /// End time (when a performance alert's condition arose).
+    pub end_time: Timestamp,
+    /// Score.
+    pub score: f64,
+}
+
+impl ScoredSession {
+    /// The `os/` key order: start time, then session id.
+    fn order(&self) -> (Timestamp, &str) {
+        (self.start_time, &self.session_id)
+    }
+}
+
+/// Every completed session of an operator in start order (the order of the `os/` keys).
+///
+/// Sessions may arrive out of start order, so the fold inserts each where it belongs and
+/// derives the [`PerformanceSummary`] from the whole series; queries read the summary.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScoreSeries {
+    /// In start order.
+    pub sessions: Vec<ScoredSession>,
+}
+
+/// What [`performance`] and the performance alerts read of an operator's history, kept by
+/// the fold so that neither decodes the operator's session records.
+///
+/// Learning velocity and plateau are computed by the fold with the same functions over the
+/// same ordered scores as a query over every session would be, so they are the same bits.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PerformanceSummary {
+    /// Completed sessions.
+    pub sessions: u64,
+    /// Metrics recorded, by type (a type is present once it has a metric).
+    pub metrics: BTreeMap<MetricType, u64>,
+    /// [`learning_velocity`] of every session's score in start order.
+    pub learning_velocity: f64,
+    /// [`detect_plateau`] of the same scores.
+    pub plateau_detected: bool,
+    /// The last [`RECENT_SESSIONS`] sessions by start time, the latest first.
+    pub recent: Vec<ScoredSession>,
+}
+
+impl PerformanceSummary {
+    /// Metrics recorded, all types together.
+    pub fn total_metrics(&self) -> u64 {
+        self.metrics.values().sum()
+    }
+}
+
+/// Sessions kept in [`PerformanceSummary::recent`]: the performance alerts' window.
+/// Changing it changes what the fold stores: bump [`NAME`].
+pub const RECENT_SESSIONS: usize = 5;
+
+fn series_key(operator: &str) -> Vec<u8> {
+    [b"sq/", operator.as_bytes()].concat()
+}
+
+fn summary_key(operator: &str) -> Vec<u8> {
+    [b"ps/", operator.as_bytes()].concat()
+}
+
 /// Each operator's mean of `metric_type`, in operator id order.
 pub fn metric_means(tree: &sled::Tree, metric_type: MetricType) -> Vec<(String, f64)> {
     let prefix = [b"ms/", metric_type.as_str().as_bytes(), b"\0"].concat();
@@ -318,7 +389,7 @@ pub struct Benchmark {
 pub struct ProfilesProjector;
 
 /// The projector's name (with its version).
-pub const NAME: &str = "profiles_v1";
+pub const NAME: &str = "profiles_v2";
 
 impl ProfilesProjector {
     fn profile<'v>(
@@ -352,6 +423,11 @@ impl ProfilesProjector {
         )?;
         stat.sum += point.value;
         stat.count += 1;
+        *view
+            .entry(&summary_key(operator), PerformanceSummary::default)?
+            .metrics
+            .entry(point.metric_type)
+            .or_default() += 1;
         view.put(&key, point)
     }
 
@@ -436,12 +512,47 @@ impl ProfilesProjector {
         ]
         .concat();
         view.put_raw(&index_key, Vec::new())?;
+        Self::record_score(view, session)?;
         view.put(
             &key,
             SessionRecord {
                 data: session.clone(),
             },
         )
+    }
+
+    /// Inserts a new session into its operator's score series and refreshes the summary.
+    fn record_score(view: &mut View<'_>, session: &SessionCompleted) -> Result<(), ApplyError> {
+        let scored = ScoredSession {
+            session_id: session.session_id.clone(),
+            start_time: session.start_time,
+            end_time: session.end_time,
+            score: session.score,
+        };
+        let series = view.entry(&series_key(&session.operator_id), ScoreSeries::default)?;
+        let at = series
+            .sessions
+            .partition_point(|s| s.order() < scored.order());
+        series.sessions.insert(at, scored);
+        // Recomputed over the whole series: a running OLS would not give the same bits as
+        // the query over every session, and a late session shifts the positions after it.
+        let scores: Vec<f64> = series.sessions.iter().map(|s| s.score).collect();
+        let recent: Vec<ScoredSession> = series
+            .sessions
+            .iter()
+            .rev()
+            .take(RECENT_SESSIONS)
+            .cloned()
+            .collect();
+        let summary = view.entry(
+            &summary_key(&session.operator_id),
+            PerformanceSummary::default,
+        )?;
+        summary.sessions = scores.len() as u64;
+        summary.learning_velocity = learning_velocity(&scores);
+        summary.plateau_detected = detect_plateau(&scores);
+        summary.recent = recent;
+        Ok(())
     }
 }
 
@@ -577,6 +688,54 @@ pub fn metrics(tree: &sled::Tree, operator: &str) -> Vec<MetricPoint> {
         .map_while(Result::ok)
         .filter_map(|v| decode(&v))
         .collect()
+}
+
+/// Metrics of `operator` with `from ≤ timestamp ≤ to`, in time order (a range of keys, so
+/// the cost is the window's, not the history's).
+pub fn metrics_between(
+    tree: &sled::Tree,
+    operator: &str,
+    from: Timestamp,
+    to: Timestamp,
+) -> Vec<MetricPoint> {
+    if from > to {
+        return Vec::new();
+    }
+    let prefix = by_operator(b"m/", operator);
+    let start = [prefix.as_slice(), &time_bytes(from)].concat();
+    // Every key of time `to` continues with `\0`.
+    let end = [prefix.as_slice(), &time_bytes(to), b"\x01"].concat();
+    tree.range(start..end)
+        .values()
+        .map_while(Result::ok)
+        .filter_map(|v| decode(&v))
+        .collect()
+}
+
+/// The performance summary of `operator`, if it has a session or a metric.
+pub fn performance_summary(tree: &sled::Tree, operator: &str) -> Option<PerformanceSummary> {
+    tree.get(summary_key(operator))
+        .ok()
+        .flatten()
+        .and_then(|v| decode(&v))
+}
+
+/// Every performance summary with its operator id, in operator id order.
+pub fn performance_summaries(
+    tree: &sled::Tree,
+) -> impl Iterator<Item = (String, PerformanceSummary)> + '_ {
+    tree.scan_prefix(b"ps/")
+        .map_while(Result::ok)
+        .filter_map(|(k, v)| Some((String::from_utf8_lossy(&k[3..]).into_owned(), decode(&v)?)))
+}
+
+/// Every completed session of `operator` with its score, in start order.
+pub fn score_series(tree: &sled::Tree, operator: &str) -> ScoreSeries {
+    tree.get(series_key(operator))
+        .ok()
+        .flatten()
+        .and_then(|v| decode(&v))
+        .unwrap_or_default()
 }
 
 /// Practice points of `operator` by skill, each list in time order.
@@ -727,6 +886,9 @@ pub fn weaknesses(profile: &OperatorProfile) -> Vec<&SkillMetric> {
 
 /// The seed's performance analysis of `operator` as of `as_of`; metric trends over the last
 /// `window_days` (the seed's 7 by default).
+///
+/// Reads the profile, the [`PerformanceSummary`] and the metrics inside the window: its cost
+/// does not grow with the operator's sessions or older metrics.
 pub fn performance(
     tree: &sled::Tree,
     operator: &str,
@@ -734,32 +896,53 @@ pub fn performance(
     as_of: Timestamp,
 ) -> Option<Performance> {
     let profile = profile(tree, operator)?;
-    let mut sessions = sessions(tree, operator, 0);
-    sessions.reverse();
-    let scores: Vec<f64> = sessions.iter().map(|s| s.data.score).collect();
-    let metrics = metrics(tree, operator);
+    let summary = performance_summary(tree, operator).unwrap_or_default();
+    // The cutoff of `calculate_trend`, which filters again: points outside are not read.
+    let cutoff = as_of.plus_seconds(-window_days * 86_400);
+    let recent = metrics_between(tree, operator, cutoff, as_of);
     let mut trends = BTreeMap::new();
-    for metric_type in MetricType::ALL {
-        let points: Vec<(Timestamp, f64)> = metrics
+    for metric_type in summary.metrics.keys() {
+        let points: Vec<(Timestamp, f64)> = recent
             .iter()
-            .filter(|m| m.metric_type == metric_type)
+            .filter(|m| m.metric_type == *metric_type)
             .map(|m| (m.timestamp, m.value))
             .collect();
-        if !points.is_empty() {
-            trends.insert(
-                metric_type.as_str().to_owned(),
-                calculate_trend(&points, window_days, as_of),
-            );
-        }
+        trends.insert(
+            metric_type.as_str().to_owned(),
+            calculate_trend(&points, window_days, as_of),
+        );
     }
-    let dto = ProfileDto::from(&profile);
+    Some(assemble(
+        operator,
+        &profile,
+        Derived {
+            total_sessions: summary.sessions as usize,
+            total_metrics: summary.total_metrics() as usize,
+            learning_velocity: summary.learning_velocity,
+            plateau_detected: summary.plateau_detected,
+            trends,
+        },
+    ))
+}
+
+/// The parts of an analysis computed from the history rather than the profile.
+struct Derived {
+    total_sessions: usize,
+    total_metrics: usize,
+    learning_velocity: f64,
+    plateau_detected: bool,
+    trends: BTreeMap<String, Trend>,
+}
+
+fn assemble(operator: &str, profile: &OperatorProfile, derived: Derived) -> Performance {
+    let dto = ProfileDto::from(profile);
     let analysis = Analysis {
         operator_id: operator.to_owned(),
         profile: dto.clone(),
-        total_sessions: sessions.len(),
-        total_metrics: metrics.len(),
-        strengths: strengths(&profile),
-        weaknesses: weaknesses(&profile)
+        total_sessions: derived.total_sessions,
+        total_metrics: derived.total_metrics,
+        strengths: strengths(profile),
+        weaknesses: weaknesses(profile)
             .into_iter()
             .take(5)
             .map(|s| Weakness {
@@ -767,15 +950,15 @@ pub fn performance(
                 proficiency: s.proficiency,
             })
             .collect(),
-        learning_velocity: learning_velocity(&scores),
-        plateau_detected: detect_plateau(&scores),
-        trends,
+        learning_velocity: derived.learning_velocity,
+        plateau_detected: derived.plateau_detected,
+        trends: derived.trends,
     };
-    Some(Performance {
+    Performance {
         operator_id: operator.to_owned(),
         profile: dto,
         analysis,
-    })
+    }
 }
 
 /// Builders for unit tests of modules that compute from profiles.
@@ -813,5 +996,243 @@ pub(crate) mod tests_support {
                 })
                 .practise(score, success, Timestamp::default());
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a test fails by panicking
+mod tests {
+    use std::sync::Arc;
+
+    use ats_events::cloudevents::event_id;
+    use ats_events::{MetricRecorded, SessionMetric};
+    use ats_ingest::StoredEvent;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::runtime::fold_batch;
+
+    /// The analysis as computed before [`PerformanceSummary`]: from every session record and
+    /// every metric of the operator. The reference the summary must equal.
+    fn performance_from_history(
+        tree: &sled::Tree,
+        operator: &str,
+        window_days: i64,
+        as_of: Timestamp,
+    ) -> Option<Performance> {
+        let profile = profile(tree, operator)?;
+        let mut sessions = sessions(tree, operator, 0);
+        sessions.reverse();
+        let scores: Vec<f64> = sessions.iter().map(|s| s.data.score).collect();
+        let metrics = metrics(tree, operator);
+        let mut trends = BTreeMap::new();
+        for metric_type in MetricType::ALL {
+            let points: Vec<(Timestamp, f64)> = metrics
+                .iter()
+                .filter(|m| m.metric_type == metric_type)
+                .map(|m| (m.timestamp, m.value))
+                .collect();
+            if !points.is_empty() {
+                trends.insert(
+                    metric_type.as_str().to_owned(),
+                    calculate_trend(&points, window_days, as_of),
+                );
+            }
+        }
+        Some(assemble(
+            operator,
+            &profile,
+            Derived {
+                total_sessions: sessions.len(),
+                total_metrics: metrics.len(),
+                learning_velocity: learning_velocity(&scores),
+                plateau_detected: detect_plateau(&scores),
+                trends,
+            },
+        ))
+    }
+
+    fn t0() -> Timestamp {
+        Timestamp::parse_rfc3339("2026-11-01T00:00:00Z").unwrap()
+    }
+
+    const OPERATORS: [&str; 3] = ["op_a", "op_b", "op_c"];
+
+    /// One event of a random history; times are hours after `t0`, few enough to collide.
+    #[derive(Debug, Clone)]
+    enum Step {
+        Session {
+            session: u8,
+            operator: usize,
+            start_hour: i64,
+            hours: i64,
+            score: f64,
+            metrics: Vec<(usize, f64)>,
+        },
+        Metric {
+            operator: usize,
+            hour: i64,
+            metric_type: usize,
+            value: f64,
+        },
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        // Scores from a few values, so that plateaus (variance < 0.01) happen.
+        let score = prop_oneof![Just(0.7), Just(0.72), Just(0.95), 0.0..=1.0f64];
+        let metric = (0..MetricType::ALL.len(), 0.0..=1.0f64);
+        prop_oneof![
+            3 => (0u8..24, 0..OPERATORS.len(), 0i64..72, 0i64..4, score,
+                  prop::collection::vec(metric, 0..3))
+                .prop_map(|(session, operator, start_hour, hours, score, metrics)| {
+                    Step::Session { session, operator, start_hour, hours, score, metrics }
+                }),
+            1 => (0..OPERATORS.len(), 0i64..80, 0..MetricType::ALL.len(), 0.0..=1.0f64)
+                .prop_map(|(operator, hour, metric_type, value)| {
+                    Step::Metric { operator, hour, metric_type, value }
+                }),
+        ]
+    }
+
+    fn envelope(n: usize, step: &Step) -> Envelope {
+        let hour = |h: i64| t0().plus_seconds(h * 3600);
+        match step {
+            Step::Session {
+                session,
+                operator,
+                start_hour,
+                hours,
+                score,
+                metrics,
+            } => Envelope::new(
+                event_id(&format!("e{n}")),
+                hour(start_hour + hours),
+                "tests",
+                Payload::SessionCompleted(SessionCompleted {
+                    session_id: format!("s{session}"),
+                    operator_id: OPERATORS[*operator].into(),
+                    scenario_id: "scn".into(),
+                    start_time: hour(*start_hour),
+                    end_time: hour(start_hour + hours),
+                    duration_seconds: (hours * 3600) as f64,
+                    success: *score > 0.5,
+                    score: *score,
+                    cost: 0.0,
+                    skills_practiced: vec!["reconnaissance".into()],
+                    objectives_completed: 1,
+                    objectives_total: 2,
+                    metrics: metrics
+                        .iter()
+                        .map(|(t, value)| SessionMetric {
+                            metric_type: MetricType::ALL[*t],
+                            value: *value,
+                        })
+                        .collect(),
+                    difficulty: None,
+                }),
+            ),
+            Step::Metric {
+                operator,
+                hour: h,
+                metric_type,
+                value,
+            } => Envelope::new(
+                event_id(&format!("e{n}")),
+                hour(*h),
+                "tests",
+                Payload::MetricRecorded(MetricRecorded {
+                    operator_id: OPERATORS[*operator].into(),
+                    session_id: "m".into(),
+                    metric_type: MetricType::ALL[*metric_type],
+                    value: *value,
+                    scenario_id: None,
+                    context: Attributes::new(),
+                }),
+            ),
+        }
+    }
+
+    /// Folds `steps` in batches of `batch` events, as the runtime would.
+    fn fold(steps: &[Step], batch: usize) -> sled::Tree {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let tree = db.open_tree(NAME).unwrap();
+        let stored: Vec<StoredEvent> = steps
+            .iter()
+            .enumerate()
+            .map(|(n, step)| StoredEvent {
+                position: n as u64 + 1,
+                event: Ok(Arc::new(envelope(n, step))),
+            })
+            .collect();
+        for chunk in stored.chunks(batch) {
+            fold_batch(&ProfilesProjector, &tree, chunk, false).unwrap();
+        }
+        tree
+    }
+
+    proptest! {
+        /// Late sessions, ties of start time, repeated and conflicting session ids, metrics
+        /// inside and outside the window: the summary answers as every record did.
+        #[test]
+        fn performance_from_the_summary_equals_the_full_history(
+            steps in prop::collection::vec(step(), 0..60),
+            batch in 1usize..20,
+            window_days in 1i64..4,
+            as_of_hour in 0i64..90,
+        ) {
+            let tree = fold(&steps, batch);
+            let as_of = t0().plus_seconds(as_of_hour * 3600);
+            for operator in OPERATORS {
+                let fast = performance(&tree, operator, window_days, as_of);
+                let full = performance_from_history(&tree, operator, window_days, as_of);
+                prop_assert_eq!(
+                    serde_json::to_string(&fast).unwrap(),
+                    serde_json::to_string(&full).unwrap()
+                );
+                // What the performance alerts read instead of the session records.
+                let by_start: Vec<ScoredSession> = sessions(&tree, operator, 0)
+                    .into_iter()
+                    .rev()
+                    .map(|s| ScoredSession {
+                        session_id: s.data.session_id,
+                        start_time: s.data.start_time,
+                        end_time: s.data.end_time,
+                        score: s.data.score,
+                    })
+                    .collect();
+                let summary = performance_summary(&tree, operator).unwrap_or_default();
+                let latest: Vec<ScoredSession> =
+                    by_start.iter().rev().take(RECENT_SESSIONS).cloned().collect();
+                prop_assert_eq!(&summary.recent, &latest);
+                prop_assert_eq!(score_series(&tree, operator).sessions, by_start);
+            }
+        }
+    }
+
+    #[test]
+    fn a_late_session_moves_the_velocity_as_a_full_recomputation_does() {
+        let steps: Vec<Step> = [(0, 10, 0.5), (1, 20, 0.6), (2, 30, 0.7), (3, 5, 0.1)]
+            .into_iter()
+            .map(|(session, start_hour, score)| Step::Session {
+                session,
+                operator: 0,
+                start_hour,
+                hours: 1,
+                score,
+                metrics: Vec::new(),
+            })
+            .collect();
+        let as_of = t0().plus_seconds(100 * 3600);
+        let before = performance(&fold(&steps[..3], 1), "op_a", 7, as_of).unwrap();
+        assert!((before.analysis.learning_velocity - 1.0).abs() < 1e-12);
+        // The late session starts first: scores 0.1, 0.5, 0.6, 0.7 in start order.
+        let tree = fold(&steps, 1);
+        let after = performance(&tree, "op_a", 7, as_of).unwrap();
+        assert_eq!(
+            serde_json::to_string(&after).unwrap(),
+            serde_json::to_string(&performance_from_history(&tree, "op_a", 7, as_of)).unwrap()
+        );
+        assert_eq!(after.analysis.total_sessions, 4);
+        assert_eq!(after.analysis.learning_velocity, 1.0);
     }
 }
