@@ -84,6 +84,11 @@ fn as_of() -> Timestamp {
     Timestamp::parse_rfc3339("2026-11-30T00:00:00Z").expect("a time")
 }
 
+/// The evening of the history's last day: "today" holds usage, as it does under load.
+fn busy_as_of() -> Timestamp {
+    Timestamp::parse_rfc3339("2026-11-28T23:00:00Z").expect("a time")
+}
+
 /// One operator's analysis (`op_005` has 80 sessions).
 #[divan::bench]
 fn performance(bencher: Bencher) {
@@ -116,9 +121,32 @@ fn dashboard_whole(bencher: Bencher) {
 }
 
 #[divan::bench]
+fn dashboard_whole_busy_day(bencher: Bencher) {
+    let (models, acks) = models();
+    bencher.bench(|| {
+        let current = alerts::current_alerts(models, &[], 0.6, busy_as_of());
+        let active = alerts::active(acks, current, None, None);
+        dashboard::dashboard(models, active, busy_as_of())
+    });
+}
+
+#[divan::bench]
 fn anomalies_today(bencher: Bencher) {
     let (models, _) = models();
     bencher.bench(|| costs::anomalies::detect(&models.costs, 1, as_of()));
+}
+
+#[divan::bench]
+fn anomalies_busy_day(bencher: Bencher) {
+    let (models, _) = models();
+    bencher.bench(|| costs::anomalies::detect(&models.costs, 1, busy_as_of()));
+}
+
+/// The cost anomalies endpoint's default window.
+#[divan::bench]
+fn anomalies_week(bencher: Bencher) {
+    let (models, _) = models();
+    bencher.bench(|| costs::anomalies::detect(&models.costs, 7, busy_as_of()));
 }
 
 #[divan::bench]

@@ -2,6 +2,7 @@
 //! per-dimension detector of §A3, both as queries with an explicit `as_of`.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use ats_events::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -314,25 +315,25 @@ fn severity(excess_ratio: f64) -> Severity {
     }
 }
 
-/// §A3 robust detector: for each of the `window_days` days ending with `as_of`'s day, the
-/// daily spend in total and per model, profile and task type against its baseline (the 28
-/// days before, same-weekday medians, MAD of residuals). Ordered by day, then dimension
-/// (`total` first), then value.
-pub fn detect(tree: &sled::Tree, window_days: u32, as_of: Timestamp) -> Vec<SpendAnomaly> {
-    let window = window_days.max(1) as usize;
-    let span = window + BASELINE_DAYS;
-    let days: Vec<String> = (0..span)
-        .rev()
-        .map(|back| super::day_of(as_of.plus_seconds(-(back as i64) * 86_400)))
+/// The daily series of `days` per dimension (`total`, `model`, `profile`, `task_type`), each
+/// zero-filled from the day it began; the total is one series (the day buckets of
+/// `time_period` hold one value per day).
+type Series = Vec<(&'static str, BTreeMap<String, Vec<f64>>)>;
+
+/// Dimensions in the order anomalies are reported (`total` first).
+const DIMENSIONS: [(&str, Dim); 4] = [
+    ("total", Dim::Day),
+    ("model", Dim::Model),
+    ("profile", Dim::Profile),
+    ("task_type", Dim::TaskType),
+];
+
+fn series_of(tree: &sled::Tree, days: &[String]) -> Series {
+    let span = days.len();
+    let mut series: Series = DIMENSIONS
+        .iter()
+        .map(|(name, dim)| (*name, daily(tree, *dim, days)))
         .collect();
-    let weekday_of = |i: usize| i % 7;
-    let mut series: Vec<(&str, BTreeMap<String, Vec<f64>>)> = vec![
-        ("total", daily(tree, Dim::Day, &days)),
-        ("model", daily(tree, Dim::Model, &days)),
-        ("profile", daily(tree, Dim::Profile, &days)),
-        ("task_type", daily(tree, Dim::TaskType, &days)),
-    ];
-    // The total is one series: the day buckets of `time_period` hold one value per day.
     let total: Vec<f64> = {
         let mut sum = vec![f64::NAN; span];
         for values in series[0].1.values() {
@@ -349,90 +350,130 @@ pub fn detect(tree: &sled::Tree, window_days: u32, as_of: Timestamp) -> Vec<Spen
             .collect()
     };
     series[0].1 = BTreeMap::from([(String::new(), total)]);
-    let expected_total = |index: usize| -> f64 {
-        series[0].1.values().next().map_or(0.0, |s| {
-            let began = s.iter().position(|v| !v.is_nan()).unwrap_or(span);
-            if index < began {
-                return 0.0;
-            }
-            bounds(&s[began..], index - began, |i| weekday_of(i + began), 0.0)
-                .map_or(0.0, |(e, _)| e)
-        })
-    };
-    let mut out = Vec::new();
-    for index in (span - window)..span {
-        let material = (MATERIALITY * expected_total(index)).max(0.01);
-        for (dimension, values) in &series {
-            let floor = if *dimension == "total" {
-                0.01
-            } else {
-                material
-            };
-            for (value, s) in values {
-                let began = s.iter().position(|v| !v.is_nan()).unwrap_or(span);
-                if index < began {
-                    continue;
-                }
-                let Some((expected, upper)) =
-                    bounds(&s[began..], index - began, |i| weekday_of(i + began), floor)
-                else {
-                    continue;
-                };
-                let actual = s[index];
-                if actual <= upper {
-                    continue;
-                }
-                let excess_ratio = (actual - upper) / upper;
-                let root_causes = if *dimension == "total" {
-                    root_causes(&series[1..], index, &weekday_of)
-                } else {
-                    Vec::new()
-                };
-                out.push(SpendAnomaly {
-                    dimension: (*dimension).to_owned(),
-                    value: value.clone(),
-                    day: days[index].clone(),
-                    actual,
-                    expected,
-                    upper_bound: upper,
-                    deviation: actual - expected,
-                    excess_ratio,
-                    severity: severity(excess_ratio),
-                    impact_usd: actual - expected,
-                    root_causes,
-                });
-            }
-        }
-    }
-    out
+    series
 }
 
-fn root_causes(
-    series: &[(&str, BTreeMap<String, Vec<f64>>)],
-    index: usize,
-    weekday_of: &dyn Fn(usize) -> usize,
-) -> Vec<RootCause> {
+/// The weekday class of day `i` of the span (only equality of classes matters).
+fn weekday_of(i: usize) -> usize {
+    i % 7
+}
+
+/// Index of the first day with spend (the series' start), `s.len()` if none.
+fn began(s: &[f64]) -> usize {
+    s.iter().position(|v| !v.is_nan()).unwrap_or(s.len())
+}
+
+/// [`bounds`] of day `index` of a span series that began at or before it. Reads only the
+/// days before `index`, so `s` may end before it.
+fn bounds_at(s: &[f64], index: usize, floor: f64) -> Option<(f64, f64)> {
+    let began = began(s);
+    bounds(&s[began..], index - began, |i| weekday_of(i + began), floor)
+}
+
+/// The expected total spend of day `index` (0 without a baseline).
+fn expected_total(series: &Series, index: usize) -> f64 {
+    series[0].1.values().next().map_or(0.0, |s| {
+        if index < began(s) {
+            return 0.0;
+        }
+        bounds_at(s, index, 0.0).map_or(0.0, |(e, _)| e)
+    })
+}
+
+fn anomaly(
+    dimension: &str,
+    value: &str,
+    day: &str,
+    actual: f64,
+    (expected, upper): (f64, f64),
+    root_causes: Vec<RootCause>,
+) -> SpendAnomaly {
+    let excess_ratio = (actual - upper) / upper;
+    SpendAnomaly {
+        dimension: dimension.to_owned(),
+        value: value.to_owned(),
+        day: day.to_owned(),
+        actual,
+        expected,
+        upper_bound: upper,
+        deviation: actual - expected,
+        excess_ratio,
+        severity: severity(excess_ratio),
+        impact_usd: actual - expected,
+        root_causes,
+    }
+}
+
+/// The anomalies of day `index` of `series`, every series judged against its baseline.
+fn judge(series: &Series, days: &[String], index: usize, out: &mut Vec<SpendAnomaly>) {
+    let material = (MATERIALITY * expected_total(series, index)).max(0.01);
+    for (dimension, values) in series {
+        let floor = if *dimension == "total" {
+            0.01
+        } else {
+            material
+        };
+        for (value, s) in values {
+            if index < began(s) {
+                continue;
+            }
+            let Some(bounds) = bounds_at(s, index, floor) else {
+                continue;
+            };
+            let actual = s[index];
+            if actual <= bounds.1 {
+                continue;
+            }
+            let root_causes = if *dimension == "total" {
+                root_causes(&series[1..], index)
+            } else {
+                Vec::new()
+            };
+            out.push(anomaly(
+                dimension,
+                value,
+                &days[index],
+                actual,
+                bounds,
+                root_causes,
+            ));
+        }
+    }
+}
+
+fn root_causes(series: &[(&str, BTreeMap<String, Vec<f64>>)], index: usize) -> Vec<RootCause> {
     let mut causes: Vec<RootCause> = Vec::new();
     for (dimension, values) in series {
         for (value, s) in values {
-            let began = s.iter().position(|v| !v.is_nan()).unwrap_or(s.len());
-            if index < began {
+            if index < began(s) {
                 continue;
             }
-            let expected = bounds(&s[began..], index - began, |i| weekday_of(i + began), 0.0)
-                .map_or(0.0, |(e, _)| e);
-            let actual = s[index];
-            if actual > expected {
-                causes.push(RootCause {
-                    dimension: (*dimension).to_owned(),
-                    value: value.clone(),
-                    actual,
-                    expected,
-                    excess: actual - expected,
-                });
-            }
+            let expected = bounds_at(s, index, 0.0).map_or(0.0, |(e, _)| e);
+            push_cause(&mut causes, dimension, value, s[index], expected);
         }
     }
+    top_causes(causes)
+}
+
+fn push_cause(
+    causes: &mut Vec<RootCause>,
+    dimension: &str,
+    value: &str,
+    actual: f64,
+    expected: f64,
+) {
+    if actual > expected {
+        causes.push(RootCause {
+            dimension: dimension.to_owned(),
+            value: value.to_owned(),
+            actual,
+            expected,
+            excess: actual - expected,
+        });
+    }
+}
+
+fn top_causes(mut causes: Vec<RootCause>) -> Vec<RootCause> {
     causes.sort_by(|a, b| {
         b.excess
             .total_cmp(&a.excess)
@@ -442,3 +483,235 @@ fn root_causes(
     causes.truncate(3);
     causes
 }
+
+/// A series' (expected, upper bound) for a day, if it has a baseline.
+type Bounds = Option<(f64, f64)>;
+
+/// Everything [`detect`] needs from the days of its span before the last: the verdicts of the
+/// window's earlier days, and each series' expectation for the last day. None of it reads
+/// the last day, so it holds until usage lands in an earlier day (a late event).
+#[derive(Debug)]
+struct Past {
+    /// Anomalies of the window's days before the last, in [`detect`]'s order.
+    anomalies: Vec<SpendAnomaly>,
+    /// Per dimension (in [`DIMENSIONS`] order), each series with spend before the last day
+    /// and its (expected, upper bound) for the last day, if it has a baseline.
+    last_day: Vec<(&'static str, BTreeMap<String, Bounds>)>,
+}
+
+impl Past {
+    /// From the series of the span's days before the last (`before`), for a window of
+    /// `window` days.
+    fn new(series: &Series, before: &[String], window: usize) -> Self {
+        let last = before.len();
+        let mut anomalies = Vec::new();
+        for index in (last + 1 - window)..last {
+            judge(series, before, index, &mut anomalies);
+        }
+        let material = (MATERIALITY * expected_total(series, last)).max(0.01);
+        let last_day = series
+            .iter()
+            .map(|(dimension, values)| {
+                let floor = if *dimension == "total" {
+                    0.01
+                } else {
+                    material
+                };
+                let judged = values
+                    .iter()
+                    .filter(|(_, s)| began(s) < last)
+                    .map(|(value, s)| (value.clone(), bounds_at(s, last, floor)))
+                    .collect();
+                (*dimension, judged)
+            })
+            .collect();
+        Self {
+            anomalies,
+            last_day,
+        }
+    }
+
+    /// The last day's anomalies, given its spend per dimension and series.
+    fn judge_last_day(
+        &self,
+        day: &str,
+        spend: &[BTreeMap<String, f64>],
+        out: &mut Vec<SpendAnomaly>,
+    ) {
+        for ((dimension, judged), today) in self.last_day.iter().zip(spend) {
+            for (value, bounds) in judged {
+                let Some(bounds) = *bounds else {
+                    continue;
+                };
+                // A series that began earlier spent 0 on a day without a bucket.
+                let actual = today.get(value).copied().unwrap_or(0.0);
+                if actual <= bounds.1 {
+                    continue;
+                }
+                let root_causes = if *dimension == "total" {
+                    self.last_day_causes(spend)
+                } else {
+                    Vec::new()
+                };
+                out.push(anomaly(dimension, value, day, actual, bounds, root_causes));
+            }
+        }
+    }
+
+    /// [`root_causes`] of the last day: series that began that day are expected at 0.
+    fn last_day_causes(&self, spend: &[BTreeMap<String, f64>]) -> Vec<RootCause> {
+        let mut causes = Vec::new();
+        for ((dimension, judged), today) in self.last_day.iter().zip(spend).skip(1) {
+            for (value, bounds) in judged {
+                let actual = today.get(value).copied().unwrap_or(0.0);
+                let expected = bounds.map_or(0.0, |(e, _)| e);
+                push_cause(&mut causes, dimension, value, actual, expected);
+            }
+            for (value, actual) in today {
+                if !judged.contains_key(value) {
+                    push_cause(&mut causes, dimension, value, *actual, 0.0);
+                }
+            }
+        }
+        top_causes(causes)
+    }
+}
+
+/// Spend of `day` per dimension (in [`DIMENSIONS`] order) and series.
+fn spend_on(tree: &sled::Tree, day: &str) -> Vec<BTreeMap<String, f64>> {
+    let window = Window {
+        first_day: Some(day.to_owned()),
+        last_day: day.to_owned(),
+    };
+    DIMENSIONS
+        .iter()
+        .map(|(name, dim)| {
+            let mut values = BTreeMap::new();
+            for (_, value, usage) in super::buckets(tree, *dim, &window) {
+                // The total is one series, whatever the day bucket's name.
+                let value = if *name == "total" {
+                    String::new()
+                } else {
+                    value
+                };
+                values.insert(value, usage.cost);
+            }
+            values
+        })
+        .collect()
+}
+
+/// Requests per day with usage, in day order.
+type Stamp = Vec<(String, u64)>;
+
+/// Requests of each day of `days` with usage: every usage adds one to its day's
+/// `time_period` bucket in the same batch as it changes that day's other buckets, and
+/// nothing else writes those buckets, so equal stamps mean equal day buckets.
+fn stamp(tree: &sled::Tree, days: &[String]) -> Stamp {
+    let window = Window {
+        first_day: days.first().cloned(),
+        last_day: days.last().cloned().unwrap_or_default(),
+    };
+    super::buckets(tree, Dim::Day, &window)
+        .map(|(day, _, usage)| (day, usage.requests))
+        .collect()
+}
+
+/// Recent [`Past`]s of one costs tree.
+///
+/// A request for "today" then reads the stamp (one bucket per day of the span) and today's
+/// buckets, instead of every series' 28-day baseline. The tree handle is held so that the
+/// identity check (`ptr::eq`) cannot be fooled by a freed tree's address being reused; only
+/// one tree's entries are kept, so a rebuilt generation or another store replaces them (and
+/// releases the previous tree).
+struct PastCache {
+    tree: Option<sled::Tree>,
+    /// (first and last day before the span's last, stamp, past), the most recently used
+    /// first.
+    entries: Vec<(Span, Stamp, Arc<Past>)>,
+}
+
+/// Spans cached per tree: the dashboard's day and a few windows of the anomalies endpoint.
+const CACHED_SPANS: usize = 8;
+
+/// The first and the last day of a span's days before its last.
+type Span = (String, String);
+
+static PAST_CACHE: Mutex<PastCache> = Mutex::new(PastCache {
+    tree: None,
+    entries: Vec::new(),
+});
+
+fn same_tree(a: &sled::Tree, b: &sled::Tree) -> bool {
+    std::ptr::eq(&**a, &**b)
+}
+
+/// The [`Past`] of the span `before` (its days before the last) for `window` days, from the
+/// cache when no usage landed in those days since it was computed.
+fn past(tree: &sled::Tree, before: &[String], window: usize) -> Arc<Past> {
+    let span: Span = (
+        before.first().cloned().unwrap_or_default(),
+        before.last().cloned().unwrap_or_default(),
+    );
+    // Read before the buckets: a batch landing in between then changes the stamp, so a Past
+    // holding some of its usage is never kept under a stamp that claims all of it.
+    let stamp = stamp(tree, before);
+    let lock = || {
+        PAST_CACHE
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    };
+    {
+        let mut cache = lock();
+        if cache.tree.as_ref().is_some_and(|t| same_tree(t, tree)) {
+            if let Some(at) = cache
+                .entries
+                .iter()
+                .position(|(key, s, _)| *key == span && *s == stamp)
+            {
+                let entry = cache.entries.remove(at);
+                let found = entry.2.clone();
+                cache.entries.insert(0, entry);
+                return found;
+            }
+        }
+    }
+    let computed = Arc::new(Past::new(&series_of(tree, before), before, window));
+    let mut cache = lock();
+    if !cache.tree.as_ref().is_some_and(|t| same_tree(t, tree)) {
+        cache.tree = Some(tree.clone());
+        cache.entries.clear();
+    }
+    // A span's older stamp is stale for good: stamps only grow.
+    cache.entries.retain(|(key, _, _)| *key != span);
+    cache.entries.insert(0, (span, stamp, computed.clone()));
+    cache.entries.truncate(CACHED_SPANS);
+    computed
+}
+
+/// §A3 robust detector: for each of the `window_days` days ending with `as_of`'s day, the
+/// daily spend in total and per model, profile and task type against its baseline (the 28
+/// days before, same-weekday medians, MAD of residuals). Ordered by day, then dimension
+/// (`total` first), then value.
+///
+/// Everything but the last day's spend comes from a cache of what the earlier days give,
+/// valid while no usage lands in them (their `time_period` buckets count the same requests):
+/// once computed, a request reads one bucket per day of the span and one per series with
+/// spend on the last day. A late event, a new day or another window computes it again.
+pub fn detect(tree: &sled::Tree, window_days: u32, as_of: Timestamp) -> Vec<SpendAnomaly> {
+    let window = window_days.max(1) as usize;
+    let span = window + BASELINE_DAYS;
+    let days: Vec<String> = (0..span)
+        .rev()
+        .map(|back| super::day_of(as_of.plus_seconds(-(back as i64) * 86_400)))
+        .collect();
+    let (before, last) = days.split_at(span - 1);
+    let past = past(tree, before, window);
+    let mut out = past.anomalies.clone();
+    past.judge_last_day(&last[0], &spend_on(tree, &last[0]), &mut out);
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a test fails by panicking
+mod tests;

@@ -1,0 +1,332 @@
+//! The detector with its cache against the detector as it was: every series' baseline read
+//! and judged on each call.
+
+use std::sync::Arc;
+
+use ats_events::cloudevents::event_id;
+use ats_events::{Envelope, LlmUsage, Payload};
+use ats_ingest::StoredEvent;
+use proptest::prelude::*;
+
+use super::*;
+use crate::costs::CostsProjector;
+use crate::runtime::fold_batch;
+
+/// `detect` as it was before the cache, verbatim: the whole span read and judged.
+fn detect_uncached(tree: &sled::Tree, window_days: u32, as_of: Timestamp) -> Vec<SpendAnomaly> {
+    let window = window_days.max(1) as usize;
+    let span = window + BASELINE_DAYS;
+    let days: Vec<String> = (0..span)
+        .rev()
+        .map(|back| crate::costs::day_of(as_of.plus_seconds(-(back as i64) * 86_400)))
+        .collect();
+    let weekday_of = |i: usize| i % 7;
+    let mut series: Vec<(&str, BTreeMap<String, Vec<f64>>)> = vec![
+        ("total", daily(tree, Dim::Day, &days)),
+        ("model", daily(tree, Dim::Model, &days)),
+        ("profile", daily(tree, Dim::Profile, &days)),
+        ("task_type", daily(tree, Dim::TaskType, &days)),
+    ];
+    // The total is one series: the day buckets of `time_period` hold one value per day.
+    let total: Vec<f64> = {
+        let mut sum = vec![f64::NAN; span];
+        for values in series[0].1.values() {
+            for (i, v) in values.iter().enumerate() {
+                if !v.is_nan() {
+                    sum[i] = if sum[i].is_nan() { *v } else { sum[i] + v };
+                }
+            }
+        }
+        let first = sum.iter().position(|v| !v.is_nan()).unwrap_or(span);
+        sum.iter()
+            .enumerate()
+            .map(|(i, v)| if i >= first && v.is_nan() { 0.0 } else { *v })
+            .collect()
+    };
+    series[0].1 = BTreeMap::from([(String::new(), total)]);
+    let expected_total = |index: usize| -> f64 {
+        series[0].1.values().next().map_or(0.0, |s| {
+            let began = s.iter().position(|v| !v.is_nan()).unwrap_or(span);
+            if index < began {
+                return 0.0;
+            }
+            bounds(&s[began..], index - began, |i| weekday_of(i + began), 0.0)
+                .map_or(0.0, |(e, _)| e)
+        })
+    };
+    let mut out = Vec::new();
+    for index in (span - window)..span {
+        let material = (MATERIALITY * expected_total(index)).max(0.01);
+        for (dimension, values) in &series {
+            let floor = if *dimension == "total" {
+                0.01
+            } else {
+                material
+            };
+            for (value, s) in values {
+                let began = s.iter().position(|v| !v.is_nan()).unwrap_or(span);
+                if index < began {
+                    continue;
+                }
+                let Some((expected, upper)) =
+                    bounds(&s[began..], index - began, |i| weekday_of(i + began), floor)
+                else {
+                    continue;
+                };
+                let actual = s[index];
+                if actual <= upper {
+                    continue;
+                }
+                let excess_ratio = (actual - upper) / upper;
+                let root_causes = if *dimension == "total" {
+                    root_causes_uncached(&series[1..], index, &weekday_of)
+                } else {
+                    Vec::new()
+                };
+                out.push(SpendAnomaly {
+                    dimension: (*dimension).to_owned(),
+                    value: value.clone(),
+                    day: days[index].clone(),
+                    actual,
+                    expected,
+                    upper_bound: upper,
+                    deviation: actual - expected,
+                    excess_ratio,
+                    severity: severity(excess_ratio),
+                    impact_usd: actual - expected,
+                    root_causes,
+                });
+            }
+        }
+    }
+    out
+}
+
+fn root_causes_uncached(
+    series: &[(&str, BTreeMap<String, Vec<f64>>)],
+    index: usize,
+    weekday_of: &dyn Fn(usize) -> usize,
+) -> Vec<RootCause> {
+    let mut causes: Vec<RootCause> = Vec::new();
+    for (dimension, values) in series {
+        for (value, s) in values {
+            let began = s.iter().position(|v| !v.is_nan()).unwrap_or(s.len());
+            if index < began {
+                continue;
+            }
+            let expected = bounds(&s[began..], index - began, |i| weekday_of(i + began), 0.0)
+                .map_or(0.0, |(e, _)| e);
+            let actual = s[index];
+            if actual > expected {
+                causes.push(RootCause {
+                    dimension: (*dimension).to_owned(),
+                    value: value.clone(),
+                    actual,
+                    expected,
+                    excess: actual - expected,
+                });
+            }
+        }
+    }
+    causes.sort_by(|a, b| {
+        b.excess
+            .total_cmp(&a.excess)
+            .then_with(|| a.dimension.cmp(&b.dimension))
+            .then_with(|| a.value.cmp(&b.value))
+    });
+    causes.truncate(3);
+    causes
+}
+
+fn t0() -> Timestamp {
+    Timestamp::parse_rfc3339("2026-10-01T12:00:00Z").unwrap()
+}
+
+fn usage(n: usize, day: i64, model: &str, profile: &str, task: &str, cost: f64) -> Envelope {
+    Envelope::new(
+        event_id(&format!("u{n}")),
+        t0().plus_seconds(day * 86_400 + n as i64),
+        "tests",
+        Payload::LlmUsage(LlmUsage {
+            model: model.into(),
+            profile_id: profile.into(),
+            session_id: format!("s{n}"),
+            task_type: task.into(),
+            input_tokens: 0,
+            output_tokens: 0,
+            cached_input_tokens: 0,
+            latency_ms: None,
+            success: true,
+            error_message: None,
+            scenario_id: None,
+            phase: None,
+            cost: Some(cost),
+        }),
+    )
+}
+
+struct Folder {
+    tree: sled::Tree,
+    position: u64,
+}
+
+impl Folder {
+    fn new() -> Self {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        Self {
+            tree: db.open_tree(crate::costs::NAME).unwrap(),
+            position: 0,
+        }
+    }
+
+    fn fold(&mut self, events: &[Envelope]) {
+        let stored: Vec<StoredEvent> = events
+            .iter()
+            .map(|e| {
+                self.position += 1;
+                StoredEvent {
+                    position: self.position,
+                    event: Ok(Arc::new(e.clone())),
+                }
+            })
+            .collect();
+        fold_batch(&CostsProjector, &self.tree, &stored, false).unwrap();
+    }
+}
+
+fn as_of(day: i64) -> Timestamp {
+    t0().plus_seconds(day * 86_400 + 6 * 3600)
+}
+
+#[test]
+fn a_late_event_changes_the_answer() {
+    let mut f = Folder::new();
+    // $1 a day for 28 days, then $2 on day 28: above the bound of $1.25.
+    let steady: Vec<Envelope> = (0..28)
+        .map(|day| usage(day as usize, day, "openai/gpt-4o", "op_1", "recon", 1.0))
+        .collect();
+    f.fold(&steady);
+    f.fold(&[usage(100, 28, "openai/gpt-4o", "op_1", "recon", 2.0)]);
+    let first = detect(&f.tree, 1, as_of(28));
+    assert_eq!(first, detect_uncached(&f.tree, 1, as_of(28)));
+    assert!(
+        first.iter().any(|a| a.dimension == "total"),
+        "a doubled day is an anomaly: {first:?}"
+    );
+    assert_eq!(
+        detect(&f.tree, 1, as_of(28)),
+        first,
+        "the same answer again"
+    );
+
+    // Late usage doubles every day of the baseline: $2 is now the norm.
+    let late: Vec<Envelope> = (0..28)
+        .map(|day| {
+            usage(
+                200 + day as usize,
+                day,
+                "openai/gpt-4o",
+                "op_1",
+                "recon",
+                1.0,
+            )
+        })
+        .collect();
+    f.fold(&late);
+    let after = detect(&f.tree, 1, as_of(28));
+    assert!(after.is_empty(), "the baseline moved: {after:?}");
+    assert_eq!(after, detect_uncached(&f.tree, 1, as_of(28)));
+}
+
+#[test]
+fn usage_of_the_last_day_needs_no_new_baseline_and_is_seen() {
+    let mut f = Folder::new();
+    let steady: Vec<Envelope> = (0..28)
+        .map(|day| usage(day as usize, day, "openai/gpt-4o", "op_1", "recon", 1.0))
+        .collect();
+    f.fold(&steady);
+    assert!(detect(&f.tree, 1, as_of(28)).is_empty());
+    // Today's spend grows after the first answer; a new profile appears today.
+    f.fold(&[usage(100, 28, "openai/gpt-4o", "op_new", "recon", 3.0)]);
+    let found = detect(&f.tree, 1, as_of(28));
+    assert_eq!(found, detect_uncached(&f.tree, 1, as_of(28)));
+    let total = found.iter().find(|a| a.dimension == "total").unwrap();
+    assert_eq!(total.actual, 3.0);
+    assert!(
+        total
+            .root_causes
+            .iter()
+            .any(|c| c.value == "op_new" && c.expected == 0.0),
+        "{total:?}"
+    );
+}
+
+#[derive(Debug, Clone)]
+struct Use {
+    day: i64,
+    model: usize,
+    profile: usize,
+    task: usize,
+    cost: f64,
+}
+
+fn a_use() -> impl Strategy<Value = Use> {
+    // Mostly recent days, so baselines fill; a few values so that series are regular.
+    let cost = prop_oneof![Just(1.0), Just(1.5), Just(0.0), 0.01..20.0f64];
+    (0i64..40, 0usize..3, 0usize..4, 0usize..2, cost).prop_map(
+        |(day, model, profile, task, cost)| Use {
+            day,
+            model,
+            profile,
+            task,
+            cost,
+        },
+    )
+}
+
+const MODELS: [&str; 3] = [
+    "openai/gpt-4o",
+    "openai/gpt-4o-mini",
+    "anthropic/claude-3-haiku",
+];
+const PROFILES: [&str; 4] = ["op_a", "op_b", "op_c", "op_d"];
+const TASKS: [&str; 2] = ["recon", "exploit"];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Batches in any day order (late events included), each followed by questions about a
+    /// few days and windows: the cached detector answers as the uncached one.
+    #[test]
+    fn the_cache_never_changes_an_answer(
+        daily in prop::collection::vec(prop_oneof![Just(1.0), Just(1.2), 0.5..3.0f64], 40),
+        batches in prop::collection::vec(prop::collection::vec(a_use(), 1..40), 1..6),
+        questions in prop::collection::vec((28i64..42, 1u32..4), 1..4),
+    ) {
+        let mut f = Folder::new();
+        // One regular series, so that baselines exist and days are judged.
+        let regular: Vec<Envelope> = daily
+            .iter()
+            .enumerate()
+            .map(|(day, cost)| usage(10_000 + day, day as i64, MODELS[0], PROFILES[0], TASKS[0], *cost))
+            .collect();
+        f.fold(&regular);
+        let mut n = 0;
+        for batch in &batches {
+            let events: Vec<Envelope> = batch
+                .iter()
+                .map(|u| {
+                    n += 1;
+                    usage(n, u.day, MODELS[u.model], PROFILES[u.profile], TASKS[u.task], u.cost)
+                })
+                .collect();
+            f.fold(&events);
+            for (day, window) in &questions {
+                prop_assert_eq!(
+                    detect(&f.tree, *window, as_of(*day)),
+                    detect_uncached(&f.tree, *window, as_of(*day))
+                );
+            }
+        }
+    }
+}
