@@ -550,7 +550,7 @@ async fn cli_writes_through_the_server_and_reads_locally() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|p| p["name"] == "progress_v1")
+        .find(|p| p["name"] == "progress_v2")
         .cloned()
         .unwrap();
     server.stop();
@@ -561,7 +561,7 @@ async fn cli_writes_through_the_server_and_reads_locally() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|p| p["projector"] == "progress_v1")
+        .find(|p| p["projector"] == "progress_v2")
         .cloned()
         .unwrap();
     assert_eq!(replayed["digest"], served["digest"]);

@@ -226,7 +226,17 @@ fn budget_alerts(models: &ReadModels, as_of: Timestamp, out: &mut Vec<Alert>) {
 }
 
 fn performance_alerts(models: &ReadModels, threshold: f64, as_of: Timestamp, out: &mut Vec<Alert>) {
-    for (operator, summary) in profiles::performance_summaries(&models.profiles) {
+    // When no session started after `as_of` (the usual question, about now), every
+    // operator's recent sessions are the ones the fold keeps, and only the operators the
+    // fold indexes below the threshold can alert: the cost is theirs, not every operator's.
+    let candidates: Box<dyn Iterator<Item = (String, profiles::PerformanceSummary)>> =
+        match profiles::counts(&models.profiles).latest_start {
+            Some(latest) if latest > as_of => {
+                Box::new(profiles::performance_summaries(&models.profiles))
+            }
+            _ => Box::new(profiles::below_recent_average(&models.profiles, threshold).into_iter()),
+        };
+    for (operator, summary) in candidates {
         // The fold keeps the latest sessions; the whole series is read only when some of
         // them started after `as_of` (a question about the past).
         let mut recent = summary.recent;

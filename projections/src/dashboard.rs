@@ -3,8 +3,8 @@
 //!
 //! Nothing here is cached, so nothing is stale: every figure is a range scan over day buckets
 //! (`activity_v1` for sessions, `costs_v1` for spend) or a top-k read of an ordered
-//! leaderboard (`progress_v1`); only the achievements total and the mean level walk the
-//! operators. Windows are whole UTC days, as every cost window: `n` days means the `n` days
+//! leaderboard (`progress_v2`); the operator count, the achievements total and the mean level
+//! come from sums the folds keep (`profiles::counts`, `progress::totals`). Windows are whole UTC days, as every cost window: `n` days means the `n` days
 //! ending with the day of `as_of` (the seed's `start_time >= now - n days` also took part of
 //! the day before).
 
@@ -25,7 +25,7 @@ use crate::progress::{self, Board, LeaderboardEntry};
 pub struct ReadModels {
     /// `profiles_v2`.
     pub profiles: sled::Tree,
-    /// `progress_v1`.
+    /// `progress_v2`.
     pub progress: sled::Tree,
     /// `costs_v1`.
     pub costs: sled::Tree,
@@ -190,27 +190,24 @@ pub fn summary(models: &ReadModels, as_of: Timestamp) -> DashboardSummary {
             .sum(),
         2,
     );
-    let operators = profiles::operator_ids(&models.profiles);
-    let (mut achievements, mut levels) = (0u64, 0u64);
-    for id in &operators {
-        // An operator without progress data yet has no XP: level 1.
-        let level = progress::operator(&models.progress, id).map_or(progress::level(0), |p| {
-            achievements += p.achievements.len() as u64;
-            p.level()
-        });
-        levels += level;
-    }
-    let average_operator_level = if operators.is_empty() {
+    // Sums the folds keep, not a pass over every operator. Every event about an operator
+    // makes both its profile and its progress exist, so an operator with a profile but no
+    // progress (one whose only event progress refused) counts at level 1, without XP.
+    let operators = profiles::counts(&models.profiles).operators;
+    let totals = progress::totals(&models.progress);
+    let without_progress = operators.saturating_sub(totals.operators);
+    let levels = totals.levels + without_progress * progress::level(0);
+    let average_operator_level = if operators == 0 {
         0.0
     } else {
-        round_to(levels as f64 / operators.len() as f64, 1)
+        round_to(levels as f64 / operators as f64, 1)
     };
     DashboardSummary {
         active_sessions: activity::active_sessions(&models.activity) as u64,
         today_training_hours: round_to(today.hours, 2),
         week_cost,
-        total_operators: operators.len() as u64,
-        total_achievements: achievements,
+        total_operators: operators,
+        total_achievements: totals.achievements,
         average_operator_level,
         success_rate_7d: success_rate(&week),
         cost_efficiency_trend: cost_efficiency(week_cost, week.sessions).into(),
@@ -330,11 +327,16 @@ pub struct HealthStats {
 
 /// Counts of the profiles tree and the caller's report and alert counts.
 pub fn health_stats(models: &ReadModels, reports: u64, active_alerts: u64) -> HealthStats {
-    let (operators, sessions, metrics) = profiles::counts(&models.profiles);
+    let profiles::Counts {
+        operators,
+        sessions,
+        metrics,
+        ..
+    } = profiles::counts(&models.profiles);
     HealthStats {
-        total_operators: operators as u64,
-        total_sessions: sessions as u64,
-        total_metrics: metrics as u64,
+        total_operators: operators,
+        total_sessions: sessions,
+        total_metrics: metrics,
         cached_reports: reports,
         active_alerts,
     }

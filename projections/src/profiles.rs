@@ -11,6 +11,9 @@
 //! - `lc/<operator>\0<skill>\0<time, BE>\0<event id>` → [`PracticePoint`] (learning curves)
 //! - `ms/<metric type>\0<operator>` → [`MetricStat`] (per-operator means, for percentile ranks)
 //! - `b/<benchmark id>` → [`Benchmark`]
+//! - `pr/<mean of the last 5 scores, ordered BE><operator>` → `[]`: operators by recent
+//!   average, so the performance alerts read only the operators below the threshold
+//! - `sum/counts` → [`Counts`] (operators, sessions, metrics, latest session start)
 
 use std::collections::BTreeMap;
 
@@ -233,6 +236,49 @@ fn profile_key(operator: &str) -> Vec<u8> {
     [b"p/", operator.as_bytes()].concat()
 }
 
+const COUNTS_KEY: &[u8] = b"sum/counts";
+
+/// What the tree holds, counted by the fold: health and the dashboard read one key instead of
+/// counting every profile, session and metric.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Operator profiles.
+    pub operators: u64,
+    /// Completed sessions (each once).
+    pub sessions: u64,
+    /// Metric points.
+    pub metrics: u64,
+    /// The latest start time of any completed session.
+    pub latest_start: Option<Timestamp>,
+}
+
+/// A recent-average index key: byte order is the order of the averages, then operator id.
+fn recent_average_key(average: f64, operator: &str) -> Vec<u8> {
+    [
+        b"pr/".as_slice(),
+        &ordered_bytes(average),
+        operator.as_bytes(),
+    ]
+    .concat()
+}
+
+/// Big-endian bits of `x` that order as the floats do (negatives below positives).
+fn ordered_bytes(x: f64) -> [u8; 8] {
+    let bits = x.to_bits();
+    let ordered = if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | 1 << 63
+    };
+    ordered.to_be_bytes()
+}
+
+/// The mean score of a summary's recent sessions, as the performance alerts compute it.
+fn recent_average(recent: &[ScoredSession]) -> Option<f64> {
+    let scores: Vec<f64> = recent.iter().map(|s| s.score).collect();
+    (!scores.is_empty()).then(|| crate::analytics::mean(&scores))
+}
+
 fn session_key(session: &str) -> Vec<u8> {
     [b"s/", session.as_bytes()].concat()
 }
@@ -397,9 +443,13 @@ impl ProfilesProjector {
         operator: &str,
         at: Timestamp,
     ) -> Result<&'v mut OperatorProfile, ApplyError> {
-        view.entry(&profile_key(operator), || {
-            OperatorProfile::new(operator, at)
-        })
+        let key = profile_key(operator);
+        if view.get::<OperatorProfile>(&key)?.is_none() {
+            view.put(&key, OperatorProfile::new(operator, at))?;
+            view.entry(COUNTS_KEY, Counts::default)?.operators += 1;
+        }
+        view.get_mut::<OperatorProfile>(&key)?
+            .ok_or_else(|| ApplyError::Storage(format!("profile {operator} vanished")))
     }
 
     fn record_metric(
@@ -423,6 +473,7 @@ impl ProfilesProjector {
         )?;
         stat.sum += point.value;
         stat.count += 1;
+        view.entry(COUNTS_KEY, Counts::default)?.metrics += 1;
         *view
             .entry(&summary_key(operator), PerformanceSummary::default)?
             .metrics
@@ -464,6 +515,9 @@ impl ProfilesProjector {
             // §A2.2: a second completion of a session is ignored.
             return Ok(());
         }
+        let counts = view.entry(COUNTS_KEY, Counts::default)?;
+        counts.sessions += 1;
+        counts.latest_start = counts.latest_start.max(Some(session.start_time));
         let profile = Self::profile(view, &session.operator_id, event.occurred_at)?;
         profile.total_sessions += 1;
         profile.total_hours += session.duration_seconds / 3600.0;
@@ -551,7 +605,17 @@ impl ProfilesProjector {
         summary.sessions = scores.len() as u64;
         summary.learning_velocity = learning_velocity(&scores);
         summary.plateau_detected = detect_plateau(&scores);
+        let before = recent_average(&summary.recent);
+        let after = recent_average(&recent);
         summary.recent = recent;
+        if before.map(f64::to_bits) != after.map(f64::to_bits) {
+            if let Some(before) = before {
+                view.remove(&recent_average_key(before, &session.operator_id))?;
+            }
+            if let Some(after) = after {
+                view.put_raw(&recent_average_key(after, &session.operator_id), Vec::new())?;
+            }
+        }
         Ok(())
     }
 }
@@ -642,16 +706,37 @@ pub fn operator_ids(tree: &sled::Tree) -> Vec<String> {
         .collect()
 }
 
-/// Counts of operators, sessions and metrics.
-///
-/// Iterators over sled stop at the first error (`map_while`): a failing tree must end a scan,
-/// never spin on it.
-pub fn counts(tree: &sled::Tree) -> (usize, usize, usize) {
-    (
-        tree.scan_prefix(b"p/").map_while(Result::ok).count(),
-        tree.scan_prefix(b"s/").map_while(Result::ok).count(),
-        tree.scan_prefix(b"m/").map_while(Result::ok).count(),
-    )
+/// Counts of operators, sessions and metrics, as the fold keeps them (zero before any).
+pub fn counts(tree: &sled::Tree) -> Counts {
+    tree.get(COUNTS_KEY)
+        .ok()
+        .flatten()
+        .and_then(|v| decode(&v))
+        .unwrap_or_default()
+}
+
+/// The performance summaries of the operators whose recent average is below `threshold`, in
+/// operator id order: a range of the `pr/` index, so the cost is the number of such
+/// operators, not of all of them. The averages are the fold's, computed as the alerts do.
+pub fn below_recent_average(
+    tree: &sled::Tree,
+    threshold: f64,
+) -> Vec<(String, PerformanceSummary)> {
+    let end = [b"pr/".as_slice(), &ordered_bytes(threshold)].concat();
+    let mut operators: Vec<String> = tree
+        .range(b"pr/".to_vec()..end)
+        .keys()
+        .map_while(Result::ok)
+        .map(|k| String::from_utf8_lossy(&k[3 + 8..]).into_owned())
+        .collect();
+    operators.sort();
+    operators
+        .into_iter()
+        .filter_map(|operator| {
+            let summary = performance_summary(tree, &operator)?;
+            Some((operator, summary))
+        })
+        .collect()
 }
 
 /// One session.
@@ -1206,6 +1291,36 @@ mod tests {
                 prop_assert_eq!(&summary.recent, &latest);
                 prop_assert_eq!(score_series(&tree, operator).sessions, by_start);
             }
+            // The counts the fold keeps are what a scan counts.
+            let scanned = |prefix: &[u8]| tree.scan_prefix(prefix).count() as u64;
+            let counts = counts(&tree);
+            prop_assert_eq!(
+                (counts.operators, counts.sessions, counts.metrics),
+                (scanned(b"p/"), scanned(b"s/"), scanned(b"m/"))
+            );
+            let latest_start = tree
+                .scan_prefix(b"s/")
+                .values()
+                .filter_map(|v| decode::<SessionRecord>(&v.unwrap()))
+                .map(|s| s.data.start_time)
+                .max();
+            prop_assert_eq!(counts.latest_start, latest_start);
+            // The recent-average index holds exactly the operators below each threshold.
+            for threshold in [0.0, 0.25, 0.5, 0.6, 1.0, 2.0] {
+                let indexed: Vec<String> = below_recent_average(&tree, threshold)
+                    .into_iter()
+                    .map(|(operator, _)| operator)
+                    .collect();
+                let expected: Vec<String> = performance_summaries(&tree)
+                    .filter(|(_, s)| recent_average(&s.recent).is_some_and(|m| m < threshold))
+                    .map(|(operator, _)| operator)
+                    .collect();
+                prop_assert_eq!(indexed, expected, "threshold {}", threshold);
+            }
+            prop_assert_eq!(
+                scanned(b"pr/"),
+                performance_summaries(&tree).filter(|(_, s)| !s.recent.is_empty()).count() as u64
+            );
         }
     }
 

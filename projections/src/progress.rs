@@ -5,8 +5,10 @@
 //! its checks read (sessions, hours, skills, certifications, name, team), folding the same
 //! events with the same pure code ([`SkillMetric::practise`]).
 //!
-//! Tree layout (`progress_v1`):
+//! Tree layout (`progress_v2`):
 //! - `o/<operator>` → [`OperatorProgress`] (counters, skills, XP, achievements, certifications)
+//! - `sum/operators` → [`Totals`] (operators, their levels and achievements summed: what the
+//!   dashboard reads instead of every operator)
 //! - `s/<session>` → operator id (completed sessions, so a second completion counts once)
 //! - `reg/milestones` → `Vec<Milestone>` (registered custom milestones, in log order)
 //! - `g/<goal>` → [`Goal`]; `og/<operator>\0<created_at, BE>\0<goal>` → `[]` (goals by operator)
@@ -48,7 +50,7 @@ use crate::runtime::{ApplyError, Projector};
 use crate::view::View;
 
 /// The projector's name (with its version).
-pub const NAME: &str = "progress_v1";
+pub const NAME: &str = "progress_v2";
 
 const REGISTRY_KEY: &[u8] = b"reg/milestones";
 
@@ -481,6 +483,20 @@ fn operator_key(operator: &str) -> Vec<u8> {
     [b"o/", operator.as_bytes()].concat()
 }
 
+const TOTALS_KEY: &[u8] = b"sum/operators";
+
+/// Every operator's progress summed, kept by the fold so that the dashboard's summary reads
+/// one key instead of decoding every operator (its cost would grow with the operators).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Operators with progress data.
+    pub operators: u64,
+    /// Their levels, summed.
+    pub levels: u64,
+    /// Their achievements, counted.
+    pub achievements: u64,
+}
+
 fn session_key(session: &str) -> Vec<u8> {
     [b"s/", session.as_bytes()].concat()
 }
@@ -504,11 +520,23 @@ impl ProgressProjector {
         change: impl FnOnce(&mut OperatorProgress),
     ) -> Result<(), ApplyError> {
         let key = operator_key(operator);
-        let (mut op, old_keys) = match view.get::<OperatorProgress>(&key)? {
-            Some(op) => (op.clone(), board_keys(op)),
-            None => (OperatorProgress::new(operator), Vec::new()),
+        let (mut op, old_keys, before) = match view.get::<OperatorProgress>(&key)? {
+            Some(op) => (
+                op.clone(),
+                board_keys(op),
+                Some((op.level(), op.achievements.len() as u64)),
+            ),
+            None => (OperatorProgress::new(operator), Vec::new(), None),
         };
         change(&mut op);
+        let totals = view.entry(TOTALS_KEY, Totals::default)?;
+        let (level, achievements) = before.unwrap_or_else(|| {
+            totals.operators += 1;
+            (0, 0)
+        });
+        // The old values are part of the sums: adding first cannot underflow.
+        totals.levels = totals.levels + op.level() - level;
+        totals.achievements = totals.achievements + op.achievements.len() as u64 - achievements;
         let new_keys = board_keys(&op);
         for old in &old_keys {
             if !new_keys.contains(old) {
@@ -642,6 +670,11 @@ fn read<T: serde::de::DeserializeOwned>(tree: &sled::Tree, key: &[u8]) -> Option
 /// The progress data of `operator`.
 pub fn operator(tree: &sled::Tree, operator: &str) -> Option<OperatorProgress> {
     read(tree, &operator_key(operator))
+}
+
+/// Every operator's progress summed (zero before any).
+pub fn totals(tree: &sled::Tree) -> Totals {
+    read(tree, TOTALS_KEY).unwrap_or_default()
 }
 
 /// Every operator's progress, in id order.

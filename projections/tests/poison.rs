@@ -96,7 +96,11 @@ fn session_of_another_operator_is_dead_lettered_and_the_batch_applies_without_it
             "op_1"
         );
         assert_eq!(profiles::profile(&tree, "op_2").unwrap().total_sessions, 1);
-        assert_eq!(profiles::counts(&tree), (2, 2, 1));
+        let counts = profiles::counts(&tree);
+        assert_eq!(
+            (counts.operators, counts.sessions, counts.metrics),
+            (2, 2, 1)
+        );
         assert_eq!(runtime::checkpoint(&tree), 6);
     }
 }

@@ -1,4 +1,4 @@
-//! `progress_v1` over generated histories: batch boundaries never show in the tree, and the
+//! `progress_v2` over generated histories: batch boundaries never show in the tree, and the
 //! leaderboards read from ordered keys equal a brute-force sort (10,000 operators).
 
 #![allow(clippy::unwrap_used)] // a test fails by panicking: `unwrap` is its assertion
@@ -267,6 +267,15 @@ proptest! {
         prop_assert_eq!(runtime::digest(&split), runtime::digest(&whole));
         // Every operator is on each board exactly once, overall and in its team.
         let operators = progress::operators(&whole);
+        // The sums the dashboard reads are the operators' own.
+        prop_assert_eq!(
+            progress::totals(&whole),
+            progress::Totals {
+                operators: operators.len() as u64,
+                levels: operators.iter().map(OperatorProgress::level).sum(),
+                achievements: operators.iter().map(|o| o.achievements.len() as u64).sum(),
+            }
+        );
         for board in Board::ALL {
             let all = progress::leaderboard(&whole, board, None, usize::MAX);
             let expected = operators.iter().filter(|o| board != Board::AverageScore || o.total_sessions > 0).count();

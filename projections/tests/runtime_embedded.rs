@@ -112,7 +112,11 @@ async fn live_runtime_matches_an_offline_rebuild() {
     assert_ne!(status.digest, ZERO_DIGEST);
 
     let tree = handle.tree();
-    assert_eq!(profiles::counts(&tree), (5, 2400, metric_points(&events)));
+    let counts = profiles::counts(&tree);
+    assert_eq!(
+        (counts.operators, counts.sessions, counts.metrics),
+        (5, 2400, metric_points(&events) as u64)
+    );
     for operator in OPERATORS {
         let p = profiles::profile(&tree, operator).unwrap();
         assert_eq!(
@@ -469,7 +473,7 @@ async fn recreated_log_fails_the_projector_until_a_rebuild() {
     let error = handle.status().last_error.unwrap_or_default();
     assert!(error.contains("beyond the end of the log"), "{error}");
     // The old fold is still served, untouched.
-    assert_eq!(profiles::counts(&handle.tree()).1, 20);
+    assert_eq!(profiles::counts(&handle.tree()).sessions, 20);
 
     runtime.request_rebuild();
     assert!(
@@ -479,7 +483,7 @@ async fn recreated_log_fails_the_projector_until_a_rebuild() {
     );
     assert!(handle.wait_for(head, WAIT).await);
     let tree = handle.tree();
-    assert_eq!(profiles::counts(&tree).1, 3);
+    assert_eq!(profiles::counts(&tree).sessions, 3);
     assert!(
         profiles::session(&tree, "new-s0").is_some()
             && profiles::session(&tree, "old-s0").is_none()
