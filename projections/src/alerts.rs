@@ -241,8 +241,7 @@ fn performance_alerts(models: &ReadModels, threshold: f64, as_of: Timestamp, out
         // them started after `as_of` (a question about the past).
         let mut recent = summary.recent;
         if recent.iter().any(|s| s.start_time > as_of) {
-            recent = profiles::score_series(&models.profiles, &operator)
-                .sessions
+            recent = profiles::scored_sessions(&models.profiles, &operator)
                 .into_iter()
                 .rev()
                 .filter(|s| s.start_time <= as_of)

@@ -51,6 +51,19 @@ pub fn learning_velocity(scores_by_start_time: &[f64]) -> f64 {
     (ols_slope(scores_by_start_time) / 0.1).clamp(0.0, 1.0)
 }
 
+/// [`learning_velocity`] from running sums of the scores in start order: their count `n`,
+/// `Σ y` and `Σ i·y` (i = 0, 1, …, n − 1). A fold keeps the sums, so the velocity of a long
+/// history costs O(1) per session instead of a pass over every score. Equal to the two-pass
+/// slope up to rounding (Σ(x − x̄)(y − ȳ) = Σxy − x̄Σy, Σ(x − x̄)² = n(n² − 1)/12).
+pub fn learning_velocity_from_sums(n: u64, sum_y: f64, sum_iy: f64) -> f64 {
+    if n < 3 {
+        return 0.0;
+    }
+    let n = n as f64;
+    let slope = (sum_iy - (n - 1.0) / 2.0 * sum_y) / (n * (n * n - 1.0) / 12.0);
+    (slope / 0.1).clamp(0.0, 1.0)
+}
+
 /// Seed `detect_plateau(window_size=5)`: the last 5 scores (start-time order) have sample
 /// variance < 0.01 and mean < 0.9. Fewer than 5 sessions → false.
 pub fn detect_plateau(scores_by_start_time: &[f64]) -> bool {
@@ -142,6 +155,19 @@ mod tests {
         assert_eq!(learning_velocity(&[0.9, 0.5, 0.1]), 0.0);
         assert_eq!(learning_velocity(&[0.1, 0.9]), 0.0);
         assert_eq!(learning_velocity(&[0.0, 0.5, 1.0]), 1.0);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn velocity_from_sums_equals_the_two_pass_slope(
+            scores in proptest::collection::vec(0.0f64..=1.0, 0..400),
+        ) {
+            let sum_y: f64 = scores.iter().sum();
+            let sum_iy: f64 = scores.iter().enumerate().map(|(i, y)| i as f64 * y).sum();
+            let fast = learning_velocity_from_sums(scores.len() as u64, sum_y, sum_iy);
+            let reference = learning_velocity(&scores);
+            proptest::prop_assert!((fast - reference).abs() < 1e-9, "{} vs {}", fast, reference);
+        }
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //! Tree layout (`profiles_v2`):
 //! - `p/<operator>` → [`OperatorProfile`]
 //! - `s/<session>` → [`SessionRecord`]
-//! - `os/<operator>\0<start time, BE>\0<session>` → `[]` (sessions by operator and time)
-//! - `sq/<operator>` → [`ScoreSeries`] (every session's score in start order, for the fold)
+//! - `os/<operator>\0<start time, BE>\0<session>` → score (f64 bits, BE) and end time
+//!   (µs, BE): sessions by operator in start order
 //! - `ps/<operator>` → [`PerformanceSummary`] (what [`performance`] and the performance
 //!   alerts read, so their cost does not grow with the operator's history)
 //! - `m/<operator>\0<time, BE>\0<event id><index>` → [`MetricPoint`]
@@ -21,7 +21,9 @@ use ats_events::{Attributes, Envelope, MetricType, Payload, SessionCompleted, Ti
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::analytics::{calculate_trend, detect_plateau, learning_velocity, Trend};
+use crate::analytics::{
+    calculate_trend, detect_plateau, learning_velocity_from_sums, Trend,
+};
 use crate::runtime::{ApplyError, Projector};
 use crate::training::PracticePoint;
 use crate::view::View;
@@ -342,28 +344,23 @@ impl ScoredSession {
     }
 }
 
-/// Every completed session of an operator in start order (the order of the `os/` keys).
-///
-/// Sessions may arrive out of start order, so the fold inserts each where it belongs and
-/// derives the [`PerformanceSummary`] from the whole series; queries read the summary.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ScoreSeries {
-    /// In start order.
-    pub sessions: Vec<ScoredSession>,
-}
-
 /// What [`performance`] and the performance alerts read of an operator's history, kept by
 /// the fold so that neither decodes the operator's session records.
 ///
-/// Learning velocity and plateau are computed by the fold with the same functions over the
-/// same ordered scores as a query over every session would be, so they are the same bits.
+/// The learning velocity comes from running sums of the scores in start order (O(1) per
+/// session in order; a late session adds the scores of the sessions after it, read from the
+/// `os/` index); the plateau from the last five scores, as a pass over every session gives.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PerformanceSummary {
     /// Completed sessions.
     pub sessions: u64,
+    /// Σ score over the sessions.
+    pub score_sum: f64,
+    /// Σ rank × score, rank = 0, 1, … in start order.
+    pub rank_score_sum: f64,
     /// Metrics recorded, by type (a type is present once it has a metric).
     pub metrics: BTreeMap<MetricType, u64>,
-    /// [`learning_velocity`] of every session's score in start order.
+    /// [`learning_velocity_from_sums`] of every session's score in start order.
     pub learning_velocity: f64,
     /// [`detect_plateau`] of the same scores.
     pub plateau_detected: bool,
@@ -381,10 +378,6 @@ impl PerformanceSummary {
 /// Sessions kept in [`PerformanceSummary::recent`]: the performance alerts' window.
 /// Changing it changes what the fold stores: bump [`NAME`].
 pub const RECENT_SESSIONS: usize = 5;
-
-fn series_key(operator: &str) -> Vec<u8> {
-    [b"sq/", operator.as_bytes()].concat()
-}
 
 fn summary_key(operator: &str) -> Vec<u8> {
     [b"ps/", operator.as_bytes()].concat()
@@ -565,8 +558,8 @@ impl ProfilesProjector {
             session.session_id.as_bytes(),
         ]
         .concat();
-        view.put_raw(&index_key, Vec::new())?;
-        Self::record_score(view, session)?;
+        view.put_raw(&index_key, index_value(session.score, session.end_time))?;
+        Self::record_score(view, session, &index_key)?;
         view.put(
             &key,
             SessionRecord {
@@ -575,39 +568,55 @@ impl ProfilesProjector {
         )
     }
 
-    /// Inserts a new session into its operator's score series and refreshes the summary.
-    fn record_score(view: &mut View<'_>, session: &SessionCompleted) -> Result<(), ApplyError> {
+    /// Adds a new session (already in the `os/` index under `index_key`) to its operator's
+    /// performance summary.
+    fn record_score(
+        view: &mut View<'_>,
+        session: &SessionCompleted,
+        index_key: &[u8],
+    ) -> Result<(), ApplyError> {
         let scored = ScoredSession {
             session_id: session.session_id.clone(),
             start_time: session.start_time,
             end_time: session.end_time,
             score: session.score,
         };
-        let series = view.entry(&series_key(&session.operator_id), ScoreSeries::default)?;
-        let at = series
-            .sessions
-            .partition_point(|s| s.order() < scored.order());
-        series.sessions.insert(at, scored);
-        // Recomputed over the whole series: a running OLS would not give the same bits as
-        // the query over every session, and a late session shifts the positions after it.
-        let scores: Vec<f64> = series.sessions.iter().map(|s| s.score).collect();
-        let recent: Vec<ScoredSession> = series
-            .sessions
-            .iter()
-            .rev()
-            .take(RECENT_SESSIONS)
-            .cloned()
-            .collect();
-        let summary = view.entry(
-            &summary_key(&session.operator_id),
-            PerformanceSummary::default,
-        )?;
-        summary.sessions = scores.len() as u64;
-        summary.learning_velocity = learning_velocity(&scores);
-        summary.plateau_detected = detect_plateau(&scores);
+        let key = summary_key(&session.operator_id);
+        let in_order = view
+            .get::<PerformanceSummary>(&key)?
+            .and_then(|s| s.recent.first())
+            .is_none_or(|latest| latest.order() < scored.order());
+        // Sessions that started after this one (a late event): they move one rank up.
+        let (later, later_sum) = if in_order {
+            (0, 0.0)
+        } else {
+            let entries = view.scan_prefix(&by_operator(b"os/", &session.operator_id))?;
+            entries
+                .iter()
+                .filter(|(k, _)| k.as_slice() > index_key)
+                .fold((0u64, 0.0), |(n, sum), (_, v)| {
+                    (n + 1, sum + index_entry(v).map_or(0.0, |(score, _)| score))
+                })
+        };
+        let summary = view.entry(&key, PerformanceSummary::default)?;
         let before = recent_average(&summary.recent);
-        let after = recent_average(&recent);
-        summary.recent = recent;
+        let rank = summary.sessions - later;
+        summary.rank_score_sum += later_sum + rank as f64 * scored.score;
+        summary.score_sum += scored.score;
+        summary.sessions += 1;
+        summary.learning_velocity = learning_velocity_from_sums(
+            summary.sessions,
+            summary.score_sum,
+            summary.rank_score_sum,
+        );
+        // The latest first: exactly `later` sessions of the list come before this one.
+        if (later as usize) < RECENT_SESSIONS {
+            summary.recent.insert(later as usize, scored);
+            summary.recent.truncate(RECENT_SESSIONS);
+        }
+        let in_start_order: Vec<f64> = summary.recent.iter().rev().map(|s| s.score).collect();
+        summary.plateau_detected = detect_plateau(&in_start_order);
+        let after = recent_average(&summary.recent);
         if before.map(f64::to_bits) != after.map(f64::to_bits) {
             if let Some(before) = before {
                 view.remove(&recent_average_key(before, &session.operator_id))?;
@@ -618,6 +627,17 @@ impl ProfilesProjector {
         }
         Ok(())
     }
+}
+
+/// An `os/` index value: the session's score and end time.
+fn index_value(score: f64, end: Timestamp) -> Vec<u8> {
+    [score.to_bits().to_be_bytes(), end.micros().to_be_bytes()].concat()
+}
+
+fn index_entry(value: &[u8]) -> Option<(f64, Timestamp)> {
+    let score = f64::from_bits(u64::from_be_bytes(value.get(..8)?.try_into().ok()?));
+    let end = i64::from_be_bytes(value.get(8..16)?.try_into().ok()?);
+    Some((score, Timestamp::from_micros(end)))
 }
 
 impl Projector for ProfilesProjector {
@@ -814,13 +834,23 @@ pub fn performance_summaries(
         .filter_map(|(k, v)| Some((String::from_utf8_lossy(&k[3..]).into_owned(), decode(&v)?)))
 }
 
-/// Every completed session of `operator` with its score, in start order.
-pub fn score_series(tree: &sled::Tree, operator: &str) -> ScoreSeries {
-    tree.get(series_key(operator))
-        .ok()
-        .flatten()
-        .and_then(|v| decode(&v))
-        .unwrap_or_default()
+/// Every completed session of `operator` with its score, in start order (the `os/` index).
+pub fn scored_sessions(tree: &sled::Tree, operator: &str) -> Vec<ScoredSession> {
+    let prefix = by_operator(b"os/", operator);
+    tree.scan_prefix(&prefix)
+        .map_while(Result::ok)
+        .filter_map(|(k, v)| {
+            let rest = k.get(prefix.len()..)?;
+            let start = u64::from_be_bytes(rest.get(..8)?.try_into().ok()?) ^ (1 << 63);
+            let (score, end_time) = index_entry(&v)?;
+            Some(ScoredSession {
+                session_id: String::from_utf8_lossy(rest.get(9..)?).into_owned(),
+                start_time: Timestamp::from_micros(start as i64),
+                end_time,
+                score,
+            })
+        })
+        .collect()
 }
 
 /// Practice points of `operator` by skill, each list in time order.
@@ -1095,6 +1125,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::analytics::learning_velocity;
     use crate::runtime::fold_batch;
 
     /// The analysis as computed before [`PerformanceSummary`]: from every session record and
@@ -1135,6 +1166,32 @@ mod tests {
                 trends,
             },
         ))
+    }
+
+    /// The fast analysis equals the reference: the learning velocity up to rounding (running
+    /// sums against a two-pass slope), everything else byte for byte.
+    fn same_analysis(
+        fast: Option<Performance>,
+        full: Option<Performance>,
+    ) -> Result<(), String> {
+        let (Some(mut fast), Some(full)) = (fast.clone(), full.clone()) else {
+            return (fast.is_none() && full.is_none())
+                .then_some(())
+                .ok_or_else(|| format!("{fast:?} vs {full:?}"));
+        };
+        let (a, b) = (
+            fast.analysis.learning_velocity,
+            full.analysis.learning_velocity,
+        );
+        if (a - b).abs() > 1e-9 {
+            return Err(format!("learning velocity {a} vs {b}"));
+        }
+        fast.analysis.learning_velocity = b;
+        let (fast, full) = (
+            serde_json::to_string(&fast).unwrap(),
+            serde_json::to_string(&full).unwrap(),
+        );
+        (fast == full).then_some(()).ok_or(format!("{fast}\nvs\n{full}"))
     }
 
     fn t0() -> Timestamp {
@@ -1270,10 +1327,7 @@ mod tests {
             for operator in OPERATORS {
                 let fast = performance(&tree, operator, window_days, as_of);
                 let full = performance_from_history(&tree, operator, window_days, as_of);
-                prop_assert_eq!(
-                    serde_json::to_string(&fast).unwrap(),
-                    serde_json::to_string(&full).unwrap()
-                );
+                prop_assert_eq!(same_analysis(fast, full), Ok(()));
                 // What the performance alerts read instead of the session records.
                 let by_start: Vec<ScoredSession> = sessions(&tree, operator, 0)
                     .into_iter()
@@ -1289,7 +1343,7 @@ mod tests {
                 let latest: Vec<ScoredSession> =
                     by_start.iter().rev().take(RECENT_SESSIONS).cloned().collect();
                 prop_assert_eq!(&summary.recent, &latest);
-                prop_assert_eq!(score_series(&tree, operator).sessions, by_start);
+                prop_assert_eq!(scored_sessions(&tree, operator), by_start);
             }
             // The counts the fold keeps are what a scan counts.
             let scanned = |prefix: &[u8]| tree.scan_prefix(prefix).count() as u64;
@@ -1343,10 +1397,8 @@ mod tests {
         // The late session starts first: scores 0.1, 0.5, 0.6, 0.7 in start order.
         let tree = fold(&steps, 1);
         let after = performance(&tree, "op_a", 7, as_of).unwrap();
-        assert_eq!(
-            serde_json::to_string(&after).unwrap(),
-            serde_json::to_string(&performance_from_history(&tree, "op_a", 7, as_of)).unwrap()
-        );
+        let full = performance_from_history(&tree, "op_a", 7, as_of);
+        assert_eq!(same_analysis(Some(after.clone()), full), Ok(()));
         assert_eq!(after.analysis.total_sessions, 4);
         assert_eq!(after.analysis.learning_velocity, 1.0);
     }

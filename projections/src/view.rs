@@ -1,7 +1,7 @@
 //! A batch's window onto one projector tree: reads through, writes buffered.
 
 use std::any::Any;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{de::DeserializeOwned, Serialize};
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed, Xxh3DefaultBuilder};
@@ -13,6 +13,9 @@ pub trait Record: Serialize + DeserializeOwned + Send + 'static {}
 impl<T: Serialize + DeserializeOwned + Send + 'static> Record for T {}
 
 type Encoder = fn(&dyn Any) -> Result<Vec<u8>, String>;
+
+/// A key and its stored bytes.
+pub type Entry = (Vec<u8>, Vec<u8>);
 
 fn encoder<T: Record>(value: &dyn Any) -> Result<Vec<u8>, String> {
     let value = value
@@ -187,6 +190,35 @@ impl<'a> View<'a> {
         }
     }
 
+    /// Every entry under `prefix` as this batch sees it (the tree, with the batch's changes
+    /// over it), in key order. It reads the whole prefix and visits every slot: for the rare
+    /// question a key at hand cannot answer (what lies after a late event).
+    pub fn scan_prefix(&mut self, prefix: &[u8]) -> Result<Vec<Entry>, ApplyError> {
+        let mut entries: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        for entry in self.tree.scan_prefix(prefix) {
+            let (key, value) = entry.map_err(storage)?;
+            entries.insert(key.to_vec(), value.to_vec());
+        }
+        for (key, slot) in &self.slots {
+            if !slot.dirty || !key.starts_with(prefix) {
+                continue;
+            }
+            match &slot.value {
+                Value::Stored => {}
+                Value::Raw(None) => {
+                    entries.remove(key);
+                }
+                Value::Raw(Some(bytes)) => {
+                    entries.insert(key.clone(), bytes.clone());
+                }
+                Value::Typed { value, encode } => {
+                    entries.insert(key.clone(), encode(value.as_ref()).map_err(storage)?);
+                }
+            }
+        }
+        Ok(entries.into_iter().collect())
+    }
+
     /// Deletes `key`.
     pub fn remove(&mut self, key: &[u8]) -> Result<(), ApplyError> {
         let slot = self.load(key)?;
@@ -226,5 +258,35 @@ impl<'a> View<'a> {
             }
         }
         Ok((added, removed))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a test fails by panicking
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scan_prefix_sees_the_batch_over_the_tree() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let tree = db.open_tree("t").unwrap();
+        for key in ["a/1", "a/2", "a/3", "b/1"] {
+            tree.insert(key, key.as_bytes()).unwrap();
+        }
+        let mut view = View::new(&tree);
+        view.remove(b"a/2").unwrap();
+        view.put_raw(b"a/4", b"raw".to_vec()).unwrap();
+        view.put(b"a/0", 7u8).unwrap();
+        view.put_raw(b"b/2", Vec::new()).unwrap();
+        // Read, not changed: the tree's bytes.
+        let _ = view.get_raw(b"a/3").unwrap();
+        let entries = view.scan_prefix(b"a/").unwrap();
+        let expected: Vec<Entry> = vec![
+            (b"a/0".to_vec(), rmp_serde::to_vec_named(&7u8).unwrap()),
+            (b"a/1".to_vec(), b"a/1".to_vec()),
+            (b"a/3".to_vec(), b"a/3".to_vec()),
+            (b"a/4".to_vec(), b"raw".to_vec()),
+        ];
+        assert_eq!(entries, expected);
     }
 }
