@@ -92,6 +92,10 @@ fn tiny_bench_prints_a_json_line_per_result() {
             .find(|r| r["scenario"] == "memory" && r["log"] == log)
             .unwrap();
         assert!(memory["value"].as_f64().unwrap() > 0.0, "{memory}");
+        assert!(
+            memory["read_models_disk_mib"].as_f64().unwrap() > 0.0,
+            "{memory}"
+        );
     }
     let table = String::from_utf8_lossy(&output.stderr);
     assert!(
