@@ -60,7 +60,15 @@ pub fn learning_velocity_from_sums(n: u64, sum_y: f64, sum_iy: f64) -> f64 {
         return 0.0;
     }
     let n = n as f64;
-    let slope = (sum_iy - (n - 1.0) / 2.0 * sum_y) / (n * (n * n - 1.0) / 12.0);
+    let (a, b) = (sum_iy, (n - 1.0) / 2.0 * sum_y);
+    // A difference within the rounding error of the two sums is zero: a flat series must
+    // give exactly the 0 the two-pass formula gives, not ±1e-16.
+    let centred = if (a - b).abs() <= (a.abs() + b.abs()) * n * f64::EPSILON {
+        0.0
+    } else {
+        a - b
+    };
+    let slope = centred / (n * (n * n - 1.0) / 12.0);
     (slope / 0.1).clamp(0.0, 1.0)
 }
 
@@ -155,6 +163,20 @@ mod tests {
         assert_eq!(learning_velocity(&[0.9, 0.5, 0.1]), 0.0);
         assert_eq!(learning_velocity(&[0.1, 0.9]), 0.0);
         assert_eq!(learning_velocity(&[0.0, 0.5, 1.0]), 1.0);
+    }
+
+    #[test]
+    fn a_flat_series_has_no_velocity_from_sums() {
+        for n in [3u64, 10, 97, 1000, 20_000] {
+            for score in [0.85, 0.1, 1.0 / 3.0, 0.999] {
+                let (mut sum_y, mut sum_iy) = (0.0, 0.0);
+                for i in 0..n {
+                    sum_y += score;
+                    sum_iy += i as f64 * score;
+                }
+                assert_eq!(learning_velocity_from_sums(n, sum_y, sum_iy), 0.0, "{n} × {score}");
+            }
+        }
     }
 
     proptest::proptest! {
