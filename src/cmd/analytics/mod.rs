@@ -251,7 +251,35 @@ impl Source {
         if let Some(body) = body {
             request = request.json(body);
         }
-        json_answer(self.send(request).await?).await
+        let answer = json_answer(self.send(request).await?).await?;
+        self.wait_visible(&answer).await;
+        Ok(answer)
+    }
+
+    /// Read-your-writes for the command line: waits until the server's read models have
+    /// applied the position(s) in a write's answer, so the next command sees the write. A
+    /// key without the `read` scope cannot see it anyway, and a server slower than its
+    /// read-your-writes bound says so on stderr; neither fails the write, which has landed.
+    async fn wait_visible(&self, answer: &serde_json::Value) {
+        let positions = answer["positions"].as_array().into_iter().flatten();
+        let Some(position) = positions
+            .chain(std::iter::once(&answer["position"]))
+            .filter_map(serde_json::Value::as_u64)
+            .max()
+        else {
+            return;
+        };
+        // The cheapest read: a top-1 leaderboard, once every projector is at `position`.
+        let path = format!("/api/analytics/leaderboard?limit=1&min_position={position}");
+        let Ok(request) = self.request(reqwest::Method::GET, &path) else {
+            return;
+        };
+        match self.send(request).await {
+            Ok(r) if r.status() == reqwest::StatusCode::GATEWAY_TIMEOUT => {
+                eprintln!("note: the write is at position {position}, not yet visible in queries");
+            }
+            _ => {}
+        }
     }
 
     /// A request to `path` on the server of `--url`, with the API key when one is given.
