@@ -21,9 +21,7 @@ use ats_events::{Attributes, Envelope, MetricType, Payload, SessionCompleted, Ti
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::analytics::{
-    calculate_trend, detect_plateau, learning_velocity_from_sums, Trend,
-};
+use crate::analytics::{calculate_trend, detect_plateau, learning_velocity_from_sums, Trend};
 use crate::runtime::{ApplyError, Projector};
 use crate::training::PracticePoint;
 use crate::view::View;
@@ -709,12 +707,14 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Option<T> 
     rmp_serde::from_slice(bytes).ok()
 }
 
+/// The record at `key`, if any (an unreadable or undecodable one reads as absent).
+pub(crate) fn read<T: serde::de::DeserializeOwned>(tree: &sled::Tree, key: &[u8]) -> Option<T> {
+    tree.get(key).ok().flatten().and_then(|v| decode(&v))
+}
+
 /// The profile of `operator`.
 pub fn profile(tree: &sled::Tree, operator: &str) -> Option<OperatorProfile> {
-    tree.get(profile_key(operator))
-        .ok()
-        .flatten()
-        .and_then(|v| decode(&v))
+    read(tree, &profile_key(operator))
 }
 
 /// Every operator id, in order.
@@ -728,11 +728,7 @@ pub fn operator_ids(tree: &sled::Tree) -> Vec<String> {
 
 /// Counts of operators, sessions and metrics, as the fold keeps them (zero before any).
 pub fn counts(tree: &sled::Tree) -> Counts {
-    tree.get(COUNTS_KEY)
-        .ok()
-        .flatten()
-        .and_then(|v| decode(&v))
-        .unwrap_or_default()
+    read(tree, COUNTS_KEY).unwrap_or_default()
 }
 
 /// The performance summaries of the operators whose recent average is below `threshold`, in
@@ -761,10 +757,7 @@ pub fn below_recent_average(
 
 /// One session.
 pub fn session(tree: &sled::Tree, session_id: &str) -> Option<SessionRecord> {
-    tree.get(session_key(session_id))
-        .ok()
-        .flatten()
-        .and_then(|v| decode(&v))
+    read(tree, &session_key(session_id))
 }
 
 /// Sessions of `operator`, most recent start first; `limit` 0 = all.
@@ -819,10 +812,7 @@ pub fn metrics_between(
 
 /// The performance summary of `operator`, if it has a session or a metric.
 pub fn performance_summary(tree: &sled::Tree, operator: &str) -> Option<PerformanceSummary> {
-    tree.get(summary_key(operator))
-        .ok()
-        .flatten()
-        .and_then(|v| decode(&v))
+    read(tree, &summary_key(operator))
 }
 
 /// Every performance summary with its operator id, in operator id order.
@@ -882,10 +872,7 @@ pub fn benchmarks(tree: &sled::Tree) -> Vec<Benchmark> {
 
 /// One benchmark.
 pub fn benchmark(tree: &sled::Tree, id: &str) -> Option<Benchmark> {
-    tree.get([b"b/", id.as_bytes()].concat())
-        .ok()
-        .flatten()
-        .and_then(|v| decode(&v))
+    read(tree, &[b"b/", id.as_bytes()].concat())
 }
 
 /// A profile as the seed serializes it (`OperatorProfile.to_dict`), with the derived level.
@@ -1170,10 +1157,7 @@ mod tests {
 
     /// The fast analysis equals the reference: the learning velocity up to rounding (running
     /// sums against a two-pass slope), everything else byte for byte.
-    fn same_analysis(
-        fast: Option<Performance>,
-        full: Option<Performance>,
-    ) -> Result<(), String> {
+    fn same_analysis(fast: Option<Performance>, full: Option<Performance>) -> Result<(), String> {
         let (Some(mut fast), Some(full)) = (fast.clone(), full.clone()) else {
             return (fast.is_none() && full.is_none())
                 .then_some(())
@@ -1191,7 +1175,9 @@ mod tests {
             serde_json::to_string(&fast).unwrap(),
             serde_json::to_string(&full).unwrap(),
         );
-        (fast == full).then_some(()).ok_or(format!("{fast}\nvs\n{full}"))
+        (fast == full)
+            .then_some(())
+            .ok_or(format!("{fast}\nvs\n{full}"))
     }
 
     fn t0() -> Timestamp {

@@ -45,7 +45,7 @@ use ats_events::{
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::profiles::{decode, time_bytes, SkillLevel, SkillMetric};
+use crate::profiles::{decode, read, time_bytes, SkillLevel, SkillMetric};
 use crate::runtime::{ApplyError, Projector};
 use crate::view::View;
 
@@ -660,11 +660,6 @@ impl Projector for ProgressProjector {
             },
         }
     }
-}
-
-/// The record at `key`, if any (an undecodable one reads as absent).
-fn read<T: serde::de::DeserializeOwned>(tree: &sled::Tree, key: &[u8]) -> Option<T> {
-    tree.get(key).ok().flatten().and_then(|v| decode(&v))
 }
 
 /// The progress data of `operator`.
