@@ -174,7 +174,11 @@ mod tests {
                     sum_y += score;
                     sum_iy += i as f64 * score;
                 }
-                assert_eq!(learning_velocity_from_sums(n, sum_y, sum_iy), 0.0, "{n} × {score}");
+                assert_eq!(
+                    learning_velocity_from_sums(n, sum_y, sum_iy),
+                    0.0,
+                    "{n} × {score}"
+                );
             }
         }
     }
