@@ -248,11 +248,10 @@ fn performance_alerts(models: &ReadModels, threshold: f64, as_of: Timestamp, out
                 .take(RECENT_SESSIONS)
                 .collect();
         }
-        let Some(latest) = recent.first() else {
+        let (Some(latest), Some(average)) = (recent.first(), profiles::recent_average(&recent))
+        else {
             continue;
         };
-        let scores: Vec<f64> = recent.iter().map(|s| s.score).collect();
-        let average = crate::analytics::mean(&scores);
         if average >= threshold {
             continue;
         }

@@ -273,8 +273,10 @@ fn ordered_bytes(x: f64) -> [u8; 8] {
     ordered.to_be_bytes()
 }
 
-/// The mean score of a summary's recent sessions, as the performance alerts compute it.
-fn recent_average(recent: &[ScoredSession]) -> Option<f64> {
+/// The mean score of recent sessions (none without any): what the performance alerts compare
+/// with the threshold, and what the `pr/` index is keyed by — one function, so the index and
+/// the alerts cannot disagree on a bit.
+pub fn recent_average(recent: &[ScoredSession]) -> Option<f64> {
     let scores: Vec<f64> = recent.iter().map(|s| s.score).collect();
     (!scores.is_empty()).then(|| crate::analytics::mean(&scores))
 }
