@@ -892,16 +892,14 @@ struct StorageFloor {
 /// the cheapest insertion order. A rebuild cannot be faster than this, whatever the folds
 /// cost; it says how much of the gap to the `HashMap` ceiling is the read models' size.
 fn storage_floor(rebuilt: &Store) -> anyhow::Result<StorageFloor> {
+    // A store opened as the engine opens one: the same sled settings, no second copy of them.
     let dir = tempfile::tempdir()?;
-    let db = sled::Config::new()
-        .path(dir.path())
-        .cache_capacity(64 * 1024 * 1024)
-        .open()?;
+    let floor = Store::open(dir.path().join("rm"))?;
     let (mut keys, mut bytes, mut seconds) = (0u64, 0u64, 0.0);
     for projector in ats_projections::all_projectors() {
         let name = projector.name();
         let source = rebuilt.tree(name, rebuilt.active_generation(name)?)?;
-        let target = db.open_tree(name)?;
+        let target = floor.tree(name, 1)?;
         // Read a chunk, then time its write: only the writes are counted, and memory holds
         // one chunk (a 10M-event store is larger than the machine's memory).
         let mut entries = source.iter();
