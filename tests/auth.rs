@@ -490,3 +490,45 @@ fn a_server_without_any_key_says_how_to_make_one() {
         "{seen:?}"
     );
 }
+
+#[tokio::test]
+async fn a_cli_write_with_an_ingest_only_key_lands_though_it_cannot_read_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    server.ready().await;
+    let ingest = create_key(&server, "orchestrator", &["ingest"], None).await;
+    // The CLI waits until a write is visible to queries; this key may not query, so the
+    // wait is refused (403) and the write must still succeed, with its receipt.
+    let (ok, out, err) = run_cli(
+        &[
+            "analytics",
+            "milestone",
+            "register",
+            "m_ingest",
+            "--name",
+            "Ingest only",
+            "--type",
+            "session_count",
+            "--requirements",
+            r#"{"sessions": 3}"#,
+            "--xp",
+            "10",
+            "--json",
+            "--url",
+            &server.url,
+            "--api-key",
+            &ingest,
+        ],
+        dir.path(),
+    );
+    assert!(ok, "{err}");
+    assert!(!err.contains("not yet visible"), "{err}");
+    let receipt: Value = serde_json::from_str(&out).unwrap();
+    let position = receipt["positions"][0].as_u64().unwrap();
+    let listed = server
+        .get_ok(&format!(
+            "/api/analytics/milestones?min_position={position}"
+        ))
+        .await;
+    assert!(listed.to_string().contains("m_ingest"), "{listed}");
+}
