@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use ats_ingest::embedded::EmbeddedLog;
+use ats_ingest::id_index::IdIndex;
 use ats_ingest::jetstream::{JetStreamConfig, JetStreamLog};
 use ats_ingest::{EventLog, LogError};
 use ats_projections::store::Store;
@@ -102,15 +103,13 @@ impl Paths {
             Some(config) => {
                 let deadline = tokio::time::Instant::now() + patience;
                 let mut backoff = Duration::from_millis(200);
+                let path = self
+                    .data
+                    .join(format!("jetstream-ids-{}.redb", config.stream));
+                let index = Arc::new(IdIndex::open(&path).map_err(|err| in_use(err, &path))?);
                 loop {
-                    match JetStreamLog::connect(config.clone()).await {
-                        Ok(log) => {
-                            let index = self
-                                .data
-                                .join(format!("jetstream-ids-{}.redb", config.stream));
-                            let log = log.with_index(&index).map_err(|err| in_use(err, &index))?;
-                            return Ok(Arc::new(log));
-                        }
+                    match JetStreamLog::connect(config.clone(), index.clone()).await {
+                        Ok(log) => return Ok(Arc::new(log)),
                         Err(err)
                             if tokio::time::Instant::now() < deadline
                                 && !matches!(err, LogError::Config(_)) =>

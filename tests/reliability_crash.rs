@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use ats_events::cloudevents::event_id;
 use ats_ingest::embedded::EmbeddedLog;
+use ats_ingest::id_index::IdIndex;
 use ats_ingest::jetstream::{JetStreamConfig, JetStreamLog};
 use ats_ingest::testkit::NatsServer;
 use ats_ingest::EventLog;
@@ -186,12 +187,14 @@ async fn crash_trials(nats: Option<&NatsServer>) {
     let counts = match nats {
         None => ids_in(&EmbeddedLog::open(dir.path().join("log.redb")).unwrap()).await,
         Some(n) => {
-            let log = JetStreamLog::connect(JetStreamConfig {
+            let config = JetStreamConfig {
                 url: n.url(),
                 ..JetStreamConfig::default()
-            })
-            .await
-            .unwrap();
+            };
+            let index = IdIndex::open(&dir.path().join("reader-ids.redb")).unwrap();
+            let log = JetStreamLog::connect(config, Arc::new(index))
+                .await
+                .unwrap();
             ids_in(&log).await
         }
     };

@@ -67,8 +67,8 @@ impl Envelope {
     /// first one stands); the same id with another digest is a conflict.
     pub fn content_digest(&self) -> u64 {
         // Borrowed, not a clone with the times zeroed: the same bytes without copying the
-        // payload (a digest is computed per event at every append, and per event and
-        // projector by folds that may see duplicates).
+        // payload (a digest is computed per event at every append, and again when a JetStream
+        // node indexes the stream).
         let content = Content {
             id: &self.id,
             schema: self.schema,

@@ -239,12 +239,7 @@ impl EmbeddedLog {
             .take(max)
         {
             let (key, value) = entry.map_err(storage)?;
-            out.push(StoredEvent {
-                position: key.value(),
-                event: codec::decode(value.value())
-                    .map(Arc::new)
-                    .map_err(|e| e.to_string()),
-            });
+            out.push(StoredEvent::decode(key.value(), value.value()));
         }
         Ok(out)
     }
@@ -386,9 +381,5 @@ impl EventLog for EmbeddedLog {
             Some(err) => Err(LogError::Storage(format!("the last append failed: {err}"))),
             None => Ok(()),
         }
-    }
-
-    fn may_hold_duplicates(&self) -> bool {
-        false
     }
 }

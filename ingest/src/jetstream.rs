@@ -5,9 +5,9 @@
 //! every reader, so a crash mid-append can never leave half a batch in the stream.
 //! `Nats-Msg-Id` is the event id for a one-event batch and a digest of the ids and contents
 //! for a larger one, so a retried append inside the server's duplicate window is dropped by
-//! the server. With a local [`IdIndex`] ([`JetStreamLog::with_index`], as `serve` runs it) a
-//! node also answers retries and conflicts for every id it has seen, at any age; what slips
-//! past both (a race between nodes) is skipped by the folds ([`EventLog::may_hold_duplicates`]).
+//! the server. With its local [`IdIndex`] a node also answers retries and conflicts for every
+//! id it has seen, at any age; what slips past both (a race between nodes) is marked as a
+//! [`Repeat`](crate::Repeat) when read back, the same on every node, and the folds skip it.
 //!
 //! Positions pack the stream sequence and the index inside the record:
 //! `position = sequence << 16 | index`.
@@ -32,6 +32,9 @@ pub const INDEX_BITS: u32 = 16;
 pub const MAX_RECORD_EVENTS: usize = 1 << INDEX_BITS;
 /// Records a subscription pulls (and hands on) at a time.
 const RECORDS_PER_PULL: i64 = 16;
+/// How long a reader waits for the id index to reach what it read before reporting the log
+/// unavailable (and retrying).
+const INDEX_PATIENCE: Duration = Duration::from_secs(10);
 
 /// Header carrying the number of events in a record.
 pub const COUNT_HEADER: &str = "Ats-Count";
@@ -169,8 +172,10 @@ fn token(text: &str) -> String {
 }
 
 impl JetStreamLog {
-    /// Connects and makes sure the stream exists with the configuration declared here.
-    pub async fn connect(config: JetStreamConfig) -> Result<Self, LogError> {
+    /// Connects, makes sure the stream exists with the configuration declared here, and
+    /// feeds this node's id `index` from the stream (see [`IdIndex`]). Call from inside a
+    /// tokio runtime.
+    pub async fn connect(config: JetStreamConfig, index: Arc<IdIndex>) -> Result<Self, LogError> {
         let mut options = async_nats::ConnectOptions::new()
             .name("ats-mafia")
             .connection_timeout(Duration::from_secs(5));
@@ -229,11 +234,13 @@ impl JetStreamLog {
         let client = options.connect(servers).await.map_err(|e| {
             LogError::Unavailable(format!("cannot connect to {}: {e}", config.redacted_url()))
         })?;
-        Self::with_client(client, config).await
+        let mut log = Self::with_client(client, config).await?;
+        log.start_tail(index);
+        Ok(log)
     }
 
-    /// Uses an existing connection.
-    pub async fn with_client(
+    /// The stream over an existing connection, without an index.
+    async fn with_client(
         client: async_nats::Client,
         config: JetStreamConfig,
     ) -> Result<Self, LogError> {
@@ -284,11 +291,10 @@ impl JetStreamLog {
         })
     }
 
-    /// Keeps a local id index at `path`, fed by tailing the stream from its checkpoint, so
-    /// appends answer retries and conflicts for every id this node has seen. Call once, from
-    /// inside a tokio runtime.
-    pub fn with_index(mut self, path: &std::path::Path) -> Result<Self, LogError> {
-        let index = Arc::new(IdIndex::open(path)?);
+    /// Feeds `index` by tailing the stream from its checkpoint. Call once, from inside a
+    /// tokio runtime.
+    fn start_tail(&mut self, index: Arc<IdIndex>) {
+        // The tail reads raw records: it is what marks the repeats the others read.
         let reader = Arc::new(Self {
             index: None,
             tail: None,
@@ -300,14 +306,7 @@ impl JetStreamLog {
         let feed = index.clone();
         let task = tokio::spawn(async move {
             loop {
-                let from = match feed.checkpoint() {
-                    Ok(from) => from,
-                    Err(err) => {
-                        tracing::error!(%err, "event id index unreadable; appends rely on the folds");
-                        return;
-                    }
-                };
-                let mut batches = reader.clone().subscribe(from, 1000);
+                let mut batches = reader.clone().subscribe(feed.checkpoint(), 1000);
                 while let Some(batch) = batches.next().await {
                     let Ok(batch) = batch else { break };
                     let entries: Vec<_> = batch
@@ -316,9 +315,12 @@ impl JetStreamLog {
                             s.envelope().map(|e| (e.id, s.position, e.content_digest()))
                         })
                         .collect();
-                    let last = batch.last().map(|s| s.position);
-                    if let Err(err) = feed.insert(&entries, last) {
-                        tracing::warn!(%err, "cannot index event ids");
+                    let Some(last) = batch.last().map(|s| s.position) else {
+                        continue;
+                    };
+                    if let Err(err) = feed.index_tail(&entries, last) {
+                        tracing::warn!(%err, "cannot index event ids; retrying");
+                        break;
                     }
                 }
                 // The subscription failed (server down, …): start again from the checkpoint.
@@ -327,23 +329,41 @@ impl JetStreamLog {
         });
         self.index = Some(index);
         self.tail = Some(Arc::new(TailTask(task)));
-        Ok(self)
     }
 
-    /// Waits until the local id index has read the stream up to `position`; false on timeout
-    /// or without an index.
+    /// Waits until the local id index has read the stream up to `position`; false on timeout.
     pub async fn wait_indexed(&self, position: Position, timeout: Duration) -> bool {
-        let Some(index) = &self.index else {
-            return false;
-        };
-        let deadline = tokio::time::Instant::now() + timeout;
-        while tokio::time::Instant::now() < deadline {
-            if matches!(index.checkpoint(), Ok(done) if done >= position) {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        match &self.index {
+            Some(index) => index.wait_indexed(position, timeout).await,
+            None => false,
         }
-        false
+    }
+
+    /// `events` (in position order) with their repeats marked, once the index has read that
+    /// far. Unmarked for the tail itself, which has no index: it is what marks them.
+    async fn marked(&self, mut events: Vec<StoredEvent>) -> Result<Vec<StoredEvent>, LogError> {
+        let (Some(index), Some(first), Some(last)) = (
+            &self.index,
+            events.first().map(|e| e.position),
+            events.last().map(|e| e.position),
+        ) else {
+            return Ok(events);
+        };
+        if !index.wait_indexed(last, INDEX_PATIENCE).await {
+            return Err(LogError::Unavailable(format!(
+                "the event id index has read the stream up to position {}, not yet {last}",
+                index.checkpoint()
+            )));
+        }
+        let mut repeats = index.repeats(first, last)?.into_iter().peekable();
+        for event in &mut events {
+            while let Some((position, repeat)) = repeats.next_if(|(p, _)| *p <= event.position) {
+                if position == event.position {
+                    event.repeat = Some(repeat);
+                }
+            }
+        }
+        Ok(events)
     }
 
     /// The underlying NATS client.
@@ -500,16 +520,12 @@ fn record_events(sequence: u64, payload: &[u8]) -> Vec<StoredEvent> {
         Ok(parts) => parts
             .into_iter()
             .enumerate()
-            .map(|(index, bytes)| StoredEvent {
-                position: position(sequence, index),
-                event: codec::decode(bytes)
-                    .map(Arc::new)
-                    .map_err(|e| e.to_string()),
-            })
+            .map(|(index, bytes)| StoredEvent::decode(position(sequence, index), bytes))
             .collect(),
         Err(err) => vec![StoredEvent {
             position: position(sequence, 0),
             event: Err(err.to_string()),
+            repeat: None,
         }],
     }
 }
@@ -590,7 +606,7 @@ impl EventLog for JetStreamLog {
                     .zip(&published)
                     .map(|((e, d), p)| (e.id, *p, *d))
                     .collect();
-                index.insert(&entries, None)?;
+                index.record_appended(&entries)?;
             }
             let mut published = published.into_iter();
             for slot in positions.iter_mut().filter(|p| p.is_none()) {
@@ -622,7 +638,7 @@ impl EventLog for JetStreamLog {
             sequence += 1;
         }
         out.truncate(max);
-        Ok(out)
+        self.marked(out).await
     }
 
     async fn head(&self) -> Result<Position, LogError> {
@@ -669,12 +685,9 @@ impl EventLog for JetStreamLog {
         self.connected()
     }
 
-    fn may_hold_duplicates(&self) -> bool {
-        true
-    }
-
     fn subscribe(self: Arc<Self>, after: Position, max_batch: usize) -> EventStream {
         let start = sequence_of(after).max(1);
+        let log = self.clone();
         let stream = futures_util::stream::once(async move {
             let last = self.last_sequence().await?;
             if sequence_of(after) > last {
@@ -703,27 +716,33 @@ impl EventLog for JetStreamLog {
             Ok::<_, LogError>(messages)
         })
         .map(move |result| match result {
-            Ok(messages) => messages
-                // Records, not events: at most about `max_batch` events when records are batches
-                // of 1,000 (a fold holds its whole batch in memory).
-                .ready_chunks((max_batch / 1000).clamp(1, RECORDS_PER_PULL as usize))
-                .map(move |chunk| {
-                    let mut out = Vec::new();
-                    for message in chunk {
-                        let message = message.map_err(unavailable)?;
-                        let sequence = message
-                            .info()
-                            .map_err(|e| LogError::Storage(e.to_string()))?
-                            .stream_sequence;
-                        out.extend(
-                            record_events(sequence, &message.message.payload)
-                                .into_iter()
-                                .filter(|e| e.position > after),
-                        );
-                    }
-                    Ok(out)
-                })
-                .boxed(),
+            Ok(messages) => {
+                let log = log.clone();
+                messages
+                    // Records, not events: at most about `max_batch` events when records are batches
+                    // of 1,000 (a fold holds its whole batch in memory).
+                    .ready_chunks((max_batch / 1000).clamp(1, RECORDS_PER_PULL as usize))
+                    .then(move |chunk| {
+                        let log = log.clone();
+                        async move {
+                            let mut out = Vec::new();
+                            for message in chunk {
+                                let message = message.map_err(unavailable)?;
+                                let sequence = message
+                                    .info()
+                                    .map_err(|e| LogError::Storage(e.to_string()))?
+                                    .stream_sequence;
+                                out.extend(
+                                    record_events(sequence, &message.message.payload)
+                                        .into_iter()
+                                        .filter(|e| e.position > after),
+                                );
+                            }
+                            log.marked(out).await
+                        }
+                    })
+                    .boxed()
+            }
             Err(err) => futures_util::stream::once(async move { Err(err) }).boxed(),
         })
         .flatten()

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ats_events::{Envelope, EventId};
+use ats_events::{codec, Envelope, EventId};
 use futures_util::stream::BoxStream;
 
 /// Where an event sits in the log. Positions increase in log order and are never reused;
@@ -18,9 +18,50 @@ pub struct StoredEvent {
     pub position: Position,
     /// The event, or why its bytes could not be decoded (a poison event for projectors).
     pub event: Result<Arc<Envelope>, String>,
+    /// Set when an earlier position holds the same event id: only JetStream can hold one
+    /// (a retry racing between nodes, or one older than the server's duplicate window); the
+    /// embedded log refuses it at append.
+    pub repeat: Option<Repeat>,
+}
+
+/// A later copy of an event id, decided once for the whole log by the first-position rule,
+/// so every node and every replay skips the same copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repeat {
+    /// The same content as the copy at `first`: a retry, which changes nothing.
+    Retry {
+        /// Position of the first copy.
+        first: Position,
+    },
+    /// Other content than the copy at `first`: refused by every projector (a dead letter).
+    Conflict {
+        /// Position of the first copy.
+        first: Position,
+    },
 }
 
 impl StoredEvent {
+    /// A decoded event at `position` that repeats nothing.
+    pub fn new(position: Position, event: Envelope) -> Self {
+        Self {
+            position,
+            event: Ok(Arc::new(event)),
+            repeat: None,
+        }
+    }
+
+    /// The event at `position` decoded from its bytes (undecodable bytes are kept as a
+    /// poison event for the projectors to dead-letter).
+    pub fn decode(position: Position, bytes: &[u8]) -> Self {
+        Self {
+            position,
+            event: codec::decode(bytes)
+                .map(Arc::new)
+                .map_err(|e| e.to_string()),
+            repeat: None,
+        }
+    }
+
     /// The decoded event, if it decoded.
     pub fn envelope(&self) -> Option<&Envelope> {
         self.event.as_ref().ok().map(|e| e.as_ref())
@@ -114,10 +155,6 @@ pub trait EventLog: Send + Sync + 'static {
     fn health(&self) -> Result<(), LogError> {
         Ok(())
     }
-
-    /// Whether the backend may hold the same event id twice (JetStream beyond its duplicate
-    /// window). Folds then skip ids they have applied.
-    fn may_hold_duplicates(&self) -> bool;
 
     /// Batches of events after `after`, catching up and then following the tail forever.
     fn subscribe(self: Arc<Self>, after: Position, max_batch: usize) -> EventStream {

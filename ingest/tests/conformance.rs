@@ -7,11 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ats_events::cloudevents::event_id;
-use ats_events::{Envelope, Payload, SkillAssessed, Timestamp};
+use ats_events::{codec, Envelope, Payload, SkillAssessed, Timestamp};
 use ats_ingest::embedded::EmbeddedLog;
-use ats_ingest::jetstream::{JetStreamConfig, JetStreamLog};
+use ats_ingest::id_index::IdIndex;
+use ats_ingest::jetstream::{position, JetStreamConfig, JetStreamLog, COUNT_HEADER};
 use ats_ingest::testkit::NatsServer;
-use ats_ingest::{EventLog, LogError, StoredEvent};
+use ats_ingest::{EventLog, LogError, Repeat, StoredEvent};
 use futures_util::StreamExt;
 
 fn event(name: &str, score: f64) -> Envelope {
@@ -103,14 +104,14 @@ impl Jet {
 }
 
 async fn connect(server: &NatsServer, dir: &tempfile::TempDir) -> JetStreamLog {
-    JetStreamLog::connect(JetStreamConfig {
+    let config = JetStreamConfig {
         url: server.url(),
         ..JetStreamConfig::default()
-    })
-    .await
-    .unwrap()
-    .with_index(&dir.path().join("ids.redb"))
-    .unwrap()
+    };
+    let index = IdIndex::open(&dir.path().join("ids.redb")).unwrap();
+    JetStreamLog::connect(config, Arc::new(index))
+        .await
+        .unwrap()
 }
 
 #[async_trait::async_trait]
@@ -387,4 +388,61 @@ async fn jetstream_index_learns_ids_appended_by_other_nodes() {
         "{err}"
     );
     assert_eq!(b.head().await.unwrap(), outcome.last_position());
+}
+
+/// Later copies of an id that slipped past the append checks (published by a node whose index
+/// had not read the first yet) are marked on read, the same on every node and in both reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jetstream_marks_later_copies_of_an_id_the_same_on_every_node() {
+    let server = NatsServer::start();
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = connect(&server, &dir_a).await;
+    let first = a.append(batch("r", 2)).await.unwrap();
+    // What a lagging node publishes: `r-0` again, `r-1` with other content.
+    let copies = [event("r-0", 0.5), event("r-1", 0.9)];
+    let encoded: Vec<Vec<u8>> = copies.iter().map(|e| codec::encode(e).unwrap()).collect();
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(COUNT_HEADER, "2");
+    let sequence = a
+        .context()
+        .publish_with_headers(
+            "ats.events.batch._",
+            headers,
+            codec::encode_record(encoded.iter().map(Vec::as_slice)).into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap()
+        .sequence;
+    let expected = vec![
+        (first.positions[0], None),
+        (first.positions[1], None),
+        (
+            position(sequence, 0),
+            Some(Repeat::Retry {
+                first: first.positions[0],
+            }),
+        ),
+        (
+            position(sequence, 1),
+            Some(Repeat::Conflict {
+                first: first.positions[1],
+            }),
+        ),
+    ];
+    let marks = |events: Vec<StoredEvent>| -> Vec<_> {
+        events.iter().map(|e| (e.position, e.repeat)).collect()
+    };
+    // A node that appended the first copies, and one that learns everything from the stream.
+    let b = Arc::new(connect(&server, &dir_b).await);
+    for log in [Arc::new(a), b] {
+        assert_eq!(marks(read_all(log.as_ref()).await), expected);
+        let mut streamed = Vec::new();
+        let mut batches = log.clone().subscribe(0, 1000);
+        while streamed.len() < expected.len() {
+            streamed.extend(batches.next().await.unwrap().unwrap());
+        }
+        assert_eq!(marks(streamed), expected);
+    }
 }

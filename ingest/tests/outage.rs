@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use ats_events::cloudevents::event_id;
 use ats_events::{Envelope, Payload, SkillAssessed, Timestamp};
+use ats_ingest::id_index::IdIndex;
 use ats_ingest::jetstream::{JetStreamConfig, JetStreamLog};
 use ats_ingest::testkit::NatsServer;
 use ats_ingest::{EventLog, LogError};
@@ -28,13 +29,16 @@ fn assessed(n: u32) -> Envelope {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn appends_fail_fast_while_nats_is_down_and_recover_after() {
     let mut nats = NatsServer::start();
-    let log = JetStreamLog::connect(JetStreamConfig {
+    let config = JetStreamConfig {
         url: nats.url(),
         request_timeout: Duration::from_secs(1),
         ..JetStreamConfig::default()
-    })
-    .await
-    .unwrap();
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let index = IdIndex::open(&dir.path().join("ids.redb")).unwrap();
+    let log = JetStreamLog::connect(config, std::sync::Arc::new(index))
+        .await
+        .unwrap();
     log.append(vec![assessed(0)]).await.unwrap();
     assert!(log.health().is_ok());
 

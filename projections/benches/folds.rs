@@ -44,10 +44,7 @@ fn events() -> Vec<StoredEvent> {
                     "data": {"operator_id": op, "skill": "reconnaissance", "score": 0.6}}),
             };
             let event: Envelope = parse_cloud_event(cloud).expect("a valid event");
-            StoredEvent {
-                position: n as u64 + 1,
-                event: Ok(Arc::new(event)),
-            }
+            StoredEvent::new(n as u64 + 1, event)
         })
         .collect()
 }
@@ -70,7 +67,7 @@ fn fold_one(bencher: Bencher, name: &str) {
             db.open_tree(format!("{name}-{round}")).expect("a tree")
         })
         .bench_local_values(|tree| {
-            fold_batch(projector.as_ref(), &tree, &batch, false).expect("the batch applies")
+            fold_batch(projector.as_ref(), &tree, &batch).expect("the batch applies")
         });
 }
 

@@ -40,10 +40,7 @@ fn history() -> Vec<StoredEvent> {
                     "data": {"model": "openai/gpt-4o", "profile_id": op, "session_id": format!("s-{}", n - n % 5),
                              "task_type": "reconnaissance", "input_tokens": 1000, "output_tokens": 500}})
             };
-            StoredEvent {
-                position: n as u64 + 1,
-                event: Ok(Arc::new(parse_cloud_event(cloud).expect("a valid event"))),
-            }
+            StoredEvent::new(n as u64 + 1, parse_cloud_event(cloud).expect("a valid event"))
         })
         .collect()
 }
@@ -64,7 +61,7 @@ fn models() -> &'static (ReadModels, sled::Tree) {
                 .expect("a projector");
             let tree = db.open_tree(name).expect("a tree");
             for batch in events.chunks(1000) {
-                fold_batch(projector.as_ref(), &tree, batch, false).expect("the batch applies");
+                fold_batch(projector.as_ref(), &tree, batch).expect("the batch applies");
             }
             tree
         };

@@ -176,7 +176,6 @@ pub fn window(days: u32, as_of: Timestamp) -> Window {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a test fails by panicking
 pub(crate) mod tests {
-    use std::sync::Arc;
 
     use ats_events::cloudevents::event_id;
     use ats_ingest::StoredEvent;
@@ -244,12 +243,9 @@ pub(crate) mod tests {
         let stored: Vec<StoredEvent> = events
             .iter()
             .zip(1..)
-            .map(|(e, position)| StoredEvent {
-                position,
-                event: Ok(Arc::new(e.clone())),
-            })
+            .map(|(e, position)| StoredEvent::new(position, e.clone()))
             .collect();
-        fold_batch(projector, &tree, &stored, false).unwrap();
+        fold_batch(projector, &tree, &stored).unwrap();
         tree
     }
 

@@ -3,7 +3,7 @@
 //! - [`Projector`]: a pure fold of events into one sled tree, via a [`View`] that caches what
 //!   a batch touches and writes each changed key once per batch.
 //! - [`runtime`]: runs each projector as an independent task — catch up, then tail; the
-//!   checkpoint, the seen-id set and a running digest of the tree are written in the **same**
+//!   checkpoint and a running digest of the tree are written in the **same**
 //!   atomic sled batch as the read-model changes, so a crash never applies an event twice or
 //!   skips one. Poison events go to a dead-letter range of the tree. Rebuilds replay into a
 //!   fresh tree and swap it in atomically.

@@ -1106,7 +1106,6 @@ pub(crate) mod tests_support {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a test fails by panicking
 mod tests {
-    use std::sync::Arc;
 
     use ats_events::cloudevents::event_id;
     use ats_events::{MetricRecorded, SessionMetric};
@@ -1289,13 +1288,10 @@ mod tests {
         let stored: Vec<StoredEvent> = steps
             .iter()
             .enumerate()
-            .map(|(n, step)| StoredEvent {
-                position: n as u64 + 1,
-                event: Ok(Arc::new(envelope(n, step))),
-            })
+            .map(|(n, step)| StoredEvent::new(n as u64 + 1, envelope(n, step)))
             .collect();
         for chunk in stored.chunks(batch) {
-            fold_batch(&ProfilesProjector, &tree, chunk, false).unwrap();
+            fold_batch(&ProfilesProjector, &tree, chunk).unwrap();
         }
         tree
     }

@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use ats_events::{Envelope, Timestamp};
-use ats_ingest::{EventLog, LogError, Position, StoredEvent};
+use ats_ingest::{EventLog, LogError, Position, Repeat, StoredEvent};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{watch, Notify};
@@ -16,7 +16,6 @@ use crate::view::View;
 /// Reserved keys sort after every read-model key (`0xff` never starts a UTF-8 key).
 const CHECKPOINT_KEY: &[u8] = b"\xff\x00checkpoint";
 const DIGEST_KEY: &[u8] = b"\xff\x00digest";
-const SEEN_PREFIX: &[u8] = b"\xff\x01";
 const DEAD_PREFIX: &[u8] = b"\xff\x02";
 
 /// Events a projector following the log folds at most per batch (and per sled write). Bigger
@@ -205,14 +204,13 @@ pub struct Folded {
     pub recorded_at: Option<Timestamp>,
 }
 
-/// Folds a batch into `tree`: read-model changes, dead letters, seen ids, checkpoint and
-/// digest in one atomic sled batch. With `dedup`, ids already applied are skipped (and the
-/// same id with other content is dead-lettered as a conflict).
+/// Folds a batch into `tree`: read-model changes, dead letters, checkpoint and digest in one
+/// atomic sled batch. A [`Repeat`] of an earlier event is skipped when it is a retry and
+/// dead-lettered when it is a conflict (the log decides which, once for every projector).
 pub fn fold_batch(
     projector: &dyn Projector,
     tree: &sled::Tree,
     events: &[StoredEvent],
-    dedup: bool,
 ) -> Result<Folded, ApplyError> {
     let Some(last) = events.last() else {
         return Ok(Folded::default());
@@ -237,25 +235,19 @@ pub fn fold_batch(
                     continue;
                 }
             };
-            let seen_key = [SEEN_PREFIX, event.id.as_bytes().as_slice()].concat();
-            let digest = if dedup {
-                let digest = event.content_digest();
-                match view.get_raw(&seen_key)? {
-                    Some(seen) if seen == digest.to_be_bytes() => continue,
-                    Some(_) => {
-                        let reason = format!(
-                            "conflict: event id {} was applied with other content",
-                            event.id
-                        );
-                        dead_letter(&mut view, stored, &reason)?;
-                        conflicts += 1;
-                        continue;
-                    }
-                    None => Some(digest),
+            match stored.repeat {
+                Some(Repeat::Retry { .. }) => continue,
+                Some(Repeat::Conflict { first }) => {
+                    let reason = format!(
+                        "conflict: event id {} was first written at position {first} with other content",
+                        event.id
+                    );
+                    dead_letter(&mut view, stored, &reason)?;
+                    conflicts += 1;
+                    continue;
                 }
-            } else {
-                None
-            };
+                None => {}
+            }
             match projector.apply(&mut view, event) {
                 Ok(()) => {}
                 Err(ApplyError::Rejected(reason)) => {
@@ -263,9 +255,6 @@ pub fn fold_batch(
                     continue 'attempt;
                 }
                 Err(err @ ApplyError::Storage(_)) => return Err(err),
-            }
-            if let Some(digest) = digest {
-                view.put_raw(&seen_key, digest.to_be_bytes().to_vec())?;
             }
             recorded_at = Some(event.recorded_at);
         }
@@ -493,7 +482,6 @@ impl ProjectorTask {
     async fn follow(&mut self) -> Result<(), TaskError> {
         let handle = self.handle.clone();
         let tree = handle.tree();
-        let dedup = self.log.may_hold_duplicates();
         let mut stream = self.log.clone().subscribe(checkpoint(&tree), BATCH);
         self.refresh_head(&tree).await;
         loop {
@@ -514,8 +502,7 @@ impl ProjectorTask {
                 Some(Err(err)) => return Err(TaskError::Retry(err.to_string())),
                 Some(Ok(events)) => events,
             };
-            let folded =
-                fold_blocking(handle.projector.clone(), tree.clone(), events, dedup).await?;
+            let folded = fold_blocking(handle.projector.clone(), tree.clone(), events).await?;
             handle.update(|s| {
                 s.position = folded.position;
                 s.dead_letters += folded.dead_letters;
@@ -617,9 +604,8 @@ async fn fold_blocking(
     projector: Arc<dyn Projector>,
     tree: sled::Tree,
     events: Vec<StoredEvent>,
-    dedup: bool,
 ) -> Result<Folded, ApplyError> {
-    spawn_fold(move || fold_batch(projector.as_ref(), &tree, &events, dedup))
+    spawn_fold(move || fold_batch(projector.as_ref(), &tree, &events))
         .await
         .map_err(|e| ApplyError::Storage(format!("fold task failed: {e}")))?
 }
@@ -684,7 +670,6 @@ pub async fn replay_into(
     target: Position,
     mut progress: impl FnMut(Position),
 ) -> Result<(), String> {
-    let dedup = log.may_hold_duplicates();
     let mut position = checkpoint(tree);
     if position >= target {
         return Ok(());
@@ -702,7 +687,7 @@ pub async fn replay_into(
         if events.is_empty() {
             break;
         }
-        let folded = fold_blocking(projector.clone(), tree.clone(), events, dedup)
+        let folded = fold_blocking(projector.clone(), tree.clone(), events)
             .await
             .map_err(|e| e.to_string())?;
         position = folded.position;
@@ -725,7 +710,6 @@ pub async fn rebuild_all(
     mut progress: impl FnMut(&str, Position, Position),
 ) -> Result<Vec<(String, Position, String)>, String> {
     let target = log.head().await.map_err(|e| e.to_string())?;
-    let dedup = log.may_hold_duplicates();
     let mut jobs = Vec::with_capacity(projectors.len());
     for projector in projectors {
         let name = projector.name();
@@ -775,7 +759,7 @@ pub async fn rebuild_all(
                     while let Some(events) = rx.recv().await {
                         let position = events.last().map_or(0, |e| e.position);
                         let (folder, tree) = (projector.clone(), tree.clone());
-                        spawn_fold(move || fold_batch(folder.as_ref(), &tree, &events, dedup))
+                        spawn_fold(move || fold_batch(folder.as_ref(), &tree, &events))
                             .await
                             .map_err(|e| format!("fold task failed: {e}"))?
                             .map_err(|e| e.to_string())?;
@@ -840,14 +824,18 @@ mod tests {
             score,
         });
         let id = event_id(&format!("{skill}-{position}"));
+        StoredEvent::new(
+            position,
+            Envelope::new(id, Timestamp::from_micros(0), "tests", payload),
+        )
+    }
+
+    /// `event` again at `position`, marked as the log marks a later copy of its id.
+    fn repeated(event: &StoredEvent, position: Position, repeat: Repeat) -> StoredEvent {
         StoredEvent {
             position,
-            event: Ok(Arc::new(Envelope::new(
-                id,
-                Timestamp::from_micros(0),
-                "tests",
-                payload,
-            ))),
+            repeat: Some(repeat),
+            ..event.clone()
         }
     }
 
@@ -887,37 +875,39 @@ mod tests {
 
     #[test]
     fn running_digest_equals_a_full_recomputation() {
-        for dedup in [false, true] {
-            let t = tree();
-            let batches = [
-                vec![assessed(1, "recon", 0.5), assessed(2, "exploit", 0.25)],
-                // Overwrite, delete, refuse, and add in one batch.
-                vec![
-                    assessed(3, "recon", 0.75),
-                    assessed(4, "exploit", 0.0),
-                    assessed(5, "stealth", 1.0),
-                    assessed(6, "reporting", 0.5),
-                ],
-                // A deleted key comes back; an undecodable event.
-                vec![
-                    assessed(7, "exploit", 0.5),
-                    StoredEvent {
-                        position: 8,
-                        event: Err("truncated".into()),
-                    },
-                ],
-                // Deleting a key that was never there.
-                vec![assessed(9, "forensics", 0.0)],
-            ];
-            for batch in &batches {
-                fold_batch(&Scores, &t, batch, dedup).unwrap();
-                assert_eq!(digest(&t), recomputed(&t), "dedup {dedup}");
-            }
-            assert_ne!(digest(&t), format!("{:016x}", 0));
-            assert_eq!(checkpoint(&t), 9);
-            assert_eq!(dead_letters(&t, "scores_v1").len(), 2);
-            assert!(t.get(b"k/forensics").unwrap().is_none());
+        let t = tree();
+        let first = assessed(1, "recon", 0.5);
+        let batches = [
+            vec![first.clone(), assessed(2, "exploit", 0.25)],
+            // Overwrite, delete, refuse, and add in one batch.
+            vec![
+                assessed(3, "recon", 0.75),
+                assessed(4, "exploit", 0.0),
+                assessed(5, "stealth", 1.0),
+                assessed(6, "reporting", 0.5),
+            ],
+            // A deleted key comes back; an undecodable event; a retry and a conflict.
+            vec![
+                assessed(7, "exploit", 0.5),
+                StoredEvent {
+                    position: 8,
+                    event: Err("truncated".into()),
+                    repeat: None,
+                },
+                repeated(&first, 9, Repeat::Retry { first: 1 }),
+                repeated(&first, 10, Repeat::Conflict { first: 1 }),
+            ],
+            // Deleting a key that was never there.
+            vec![assessed(11, "forensics", 0.0)],
+        ];
+        for batch in &batches {
+            fold_batch(&Scores, &t, batch).unwrap();
+            assert_eq!(digest(&t), recomputed(&t));
         }
+        assert_ne!(digest(&t), format!("{:016x}", 0));
+        assert_eq!(checkpoint(&t), 11);
+        assert_eq!(dead_letters(&t, "scores_v1").len(), 3);
+        assert!(t.get(b"k/forensics").unwrap().is_none());
     }
 
     #[test]
@@ -928,7 +918,7 @@ mod tests {
             assessed(3, "stealth", 0.25),
         ];
         let with = tree();
-        let folded = fold_batch(&Scores, &with, &batch, false).unwrap();
+        let folded = fold_batch(&Scores, &with, &batch).unwrap();
         assert_eq!((folded.position, folded.dead_letters), (3, 1));
         assert!(with.get(b"k/exploit").unwrap().is_none());
         let last: String = rmp_serde::from_slice(&with.get(b"last").unwrap().unwrap()).unwrap();
@@ -945,13 +935,7 @@ mod tests {
         );
 
         let without = tree();
-        fold_batch(
-            &Scores,
-            &without,
-            &[batch[0].clone(), batch[2].clone()],
-            false,
-        )
-        .unwrap();
+        fold_batch(&Scores, &without, &[batch[0].clone(), batch[2].clone()]).unwrap();
         let kept = |t: &sled::Tree| {
             entries(t)
                 .into_iter()
@@ -962,28 +946,41 @@ mod tests {
     }
 
     #[test]
-    fn dedup_skips_a_resent_id_and_dead_letters_a_conflict() {
+    fn a_retry_is_skipped_and_a_conflict_dead_lettered() {
         let t = tree();
         let first = assessed(1, "recon", 0.5);
-        let mut conflict = first.clone();
-        conflict.position = 3;
-        if let Ok(event) = &mut conflict.event {
-            Arc::make_mut(event).source = "another producer".into();
-        }
-        let mut resent = first.clone();
-        resent.position = 2;
-        let folded = fold_batch(&Scores, &t, &[first, resent], true).unwrap();
-        assert_eq!(folded.dead_letters, 0);
-        let folded = fold_batch(&Scores, &t, &[conflict], true).unwrap();
+        // Content the log found under the same id later: the marks, not the content, decide.
+        let other = assessed(1, "recon", 0.25);
+        let folded = fold_batch(
+            &Scores,
+            &t,
+            &[first, repeated(&other, 2, Repeat::Retry { first: 1 })],
+        )
+        .unwrap();
+        assert_eq!((folded.position, folded.dead_letters), (2, 0));
+        let folded = fold_batch(
+            &Scores,
+            &t,
+            &[repeated(&other, 3, Repeat::Conflict { first: 1 })],
+        )
+        .unwrap();
         assert_eq!(folded.dead_letters, 1, "a conflict counts as a dead letter");
+        let score: f64 = rmp_serde::from_slice(&t.get(b"k/recon").unwrap().unwrap()).unwrap();
+        assert_eq!(score, 0.5, "only the first copy was applied");
         let letters = dead_letters(&t, "scores_v1");
         assert_eq!(letters.len(), 1);
         assert_eq!(letters[0].position, 3);
-        assert!(
-            letters[0].error.starts_with("conflict: event id "),
-            "{}",
-            letters[0].error
+        assert_eq!(
+            letters[0].error,
+            format!(
+                "conflict: event id {} was first written at position 1 with other content",
+                event_id("recon-1")
+            )
         );
-        assert_eq!(checkpoint(&t), 3);
+        assert_eq!(
+            checkpoint(&t),
+            3,
+            "a batch ending on repeats still moves the checkpoint"
+        );
     }
 }

@@ -3,8 +3,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
-use std::sync::Arc;
-
 use ats_events::cloudevents::event_id;
 use ats_events::{
     BudgetPeriod, BudgetScope, BudgetSet, Envelope, LlmUsage, ModelPriced, Payload,
@@ -209,7 +207,7 @@ fn fold_in(tree: &sled::Tree, events: &[StoredEvent], cuts: &[usize]) {
     for &cut in cuts.iter().chain(std::iter::once(&events.len())) {
         let cut = cut.clamp(start, events.len());
         if cut > start {
-            fold_batch(&CostsProjector, tree, &events[start..cut], false).unwrap();
+            fold_batch(&CostsProjector, tree, &events[start..cut]).unwrap();
         }
         start = cut;
     }
@@ -227,7 +225,7 @@ proptest! {
         let events: Vec<StoredEvent> = steps
             .iter()
             .enumerate()
-            .map(|(i, s)| StoredEvent { position: i as u64 + 1, event: Ok(Arc::new(event(i, s))) })
+            .map(|(i, s)| StoredEvent::new(i as u64 + 1, event(i, s)))
             .collect();
         let whole = tree();
         fold_in(&whole, &events, &[]);
@@ -261,10 +259,7 @@ fn replay_is_identical() {
     let events: Vec<StoredEvent> = steps
         .iter()
         .enumerate()
-        .map(|(i, s)| StoredEvent {
-            position: i as u64 + 1,
-            event: Ok(Arc::new(event(i, s))),
-        })
+        .map(|(i, s)| StoredEvent::new(i as u64 + 1, event(i, s)))
         .collect();
     let (a, b) = (tree(), tree());
     fold_in(&a, &events, &[50, 120]);

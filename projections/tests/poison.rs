@@ -48,61 +48,59 @@ fn batch_around_poison() -> Vec<ats_ingest::StoredEvent> {
 
 #[test]
 fn session_of_another_operator_is_dead_lettered_and_the_batch_applies_without_it() {
-    for dedup in [false, true] {
-        let batch = batch_around_poison();
-        let with = Scratch::new();
-        let folded = fold(&with.tree(0), &batch, dedup);
-        assert_eq!(folded.position, 6);
-        assert_eq!(folded.dead_letters, 1);
+    let batch = batch_around_poison();
+    let with = Scratch::new();
+    let folded = fold(&with.tree(0), &batch);
+    assert_eq!(folded.position, 6);
+    assert_eq!(folded.dead_letters, 1);
 
-        let mut rest = batch.clone();
-        rest.remove(3);
-        let without = Scratch::new();
-        let clean = fold(&without.tree(0), &rest, dedup);
-        assert_eq!(clean.dead_letters, 0);
-        assert_eq!(
-            without_dead_letters(&with.tree(0)),
-            entries(&without.tree(0))
-                .into_iter()
-                .filter(|(k, _)| k.as_slice() != DIGEST_KEY)
-                .collect::<Vec<_>>(),
-            "dedup {dedup}: events before and after the poison apply as if it were absent"
-        );
+    let mut rest = batch.clone();
+    rest.remove(3);
+    let without = Scratch::new();
+    let clean = fold(&without.tree(0), &rest);
+    assert_eq!(clean.dead_letters, 0);
+    assert_eq!(
+        without_dead_letters(&with.tree(0)),
+        entries(&without.tree(0))
+            .into_iter()
+            .filter(|(k, _)| k.as_slice() != DIGEST_KEY)
+            .collect::<Vec<_>>(),
+        "events before and after the poison apply as if it were absent"
+    );
 
-        let letters = dead_letters_in(&with.tree(0));
-        assert_eq!(letters.len(), 1);
-        let letter = &letters[0];
-        assert_eq!(letter.position, 4);
-        assert_eq!(
-            letter.event_id,
-            Some(ats_events::cloudevents::event_id("poison").to_string())
-        );
-        assert_eq!(letter.kind.as_deref(), Some("ats.session.completed"));
-        assert_eq!(
-            letter.error,
-            "session s1 belongs to operator op_1, not op_3"
-        );
+    let letters = dead_letters_in(&with.tree(0));
+    assert_eq!(letters.len(), 1);
+    let letter = &letters[0];
+    assert_eq!(letter.position, 4);
+    assert_eq!(
+        letter.event_id,
+        Some(ats_events::cloudevents::event_id("poison").to_string())
+    );
+    assert_eq!(letter.kind.as_deref(), Some("ats.session.completed"));
+    assert_eq!(
+        letter.error,
+        "session s1 belongs to operator op_1, not op_3"
+    );
 
-        let tree = with.tree(0);
-        assert!(
-            profiles::profile(&tree, "op_3").is_none(),
-            "the refused event left nothing"
-        );
-        let p1 = profiles::profile(&tree, "op_1").unwrap();
-        assert_eq!((p1.name.as_str(), p1.total_sessions), ("Ada", 1));
-        assert_eq!(p1.certifications, ["oscp"]);
-        assert_eq!(
-            profiles::session(&tree, "s1").unwrap().data.operator_id,
-            "op_1"
-        );
-        assert_eq!(profiles::profile(&tree, "op_2").unwrap().total_sessions, 1);
-        let counts = profiles::counts(&tree);
-        assert_eq!(
-            (counts.operators, counts.sessions, counts.metrics),
-            (2, 2, 1)
-        );
-        assert_eq!(runtime::checkpoint(&tree), 6);
-    }
+    let tree = with.tree(0);
+    assert!(
+        profiles::profile(&tree, "op_3").is_none(),
+        "the refused event left nothing"
+    );
+    let p1 = profiles::profile(&tree, "op_1").unwrap();
+    assert_eq!((p1.name.as_str(), p1.total_sessions), ("Ada", 1));
+    assert_eq!(p1.certifications, ["oscp"]);
+    assert_eq!(
+        profiles::session(&tree, "s1").unwrap().data.operator_id,
+        "op_1"
+    );
+    assert_eq!(profiles::profile(&tree, "op_2").unwrap().total_sessions, 1);
+    let counts = profiles::counts(&tree);
+    assert_eq!(
+        (counts.operators, counts.sessions, counts.metrics),
+        (2, 2, 1)
+    );
+    assert_eq!(runtime::checkpoint(&tree), 6);
 }
 
 #[test]
@@ -151,7 +149,7 @@ fn undecodable_event_is_dead_lettered() {
     ));
     batch.extend(stored(3, &events[1..]));
     let with = Scratch::new();
-    let folded = fold(&with.tree(0), &batch, false);
+    let folded = fold(&with.tree(0), &batch);
     assert_eq!((folded.position, folded.dead_letters), (3, 1));
     let letters = dead_letters_in(&with.tree(0));
     assert_eq!(letters.len(), 1);
@@ -167,7 +165,7 @@ fn undecodable_event_is_dead_lettered() {
 
     batch.remove(1);
     let without = Scratch::new();
-    fold(&without.tree(0), &batch, false);
+    fold(&without.tree(0), &batch);
     assert_eq!(
         without_dead_letters(&with.tree(0)),
         without_dead_letters(&without.tree(0))
@@ -186,7 +184,7 @@ fn batch_of_only_poison_moves_the_checkpoint() {
     f.fold(&[completed("e1", session("s1", "op_1", 0, 30))]);
     let mut batch = stored(2, &[completed("p1", session("s1", "op_9", 0, 30))]);
     batch.push(undecodable(3, "truncated"));
-    let folded = fold(&f.tree, &batch, false);
+    let folded = fold(&f.tree, &batch);
     assert_eq!(
         (folded.position, folded.dead_letters, folded.recorded_at),
         (3, 2, None)

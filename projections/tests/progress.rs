@@ -4,7 +4,6 @@
 #![allow(clippy::unwrap_used)] // a test fails by panicking: `unwrap` is its assertion
 
 use std::cmp::Ordering;
-use std::sync::Arc;
 
 use ats_events::cloudevents::event_id;
 use ats_events::{
@@ -219,10 +218,7 @@ fn build(steps: &[Step]) -> Vec<StoredEvent> {
     events
         .into_iter()
         .enumerate()
-        .map(|(i, e)| StoredEvent {
-            position: 2 * i as u64 + 1,
-            event: Ok(Arc::new(e)),
-        })
+        .map(|(i, e)| StoredEvent::new(2 * i as u64 + 1, e))
         .collect()
 }
 
@@ -238,13 +234,13 @@ fn entries(tree: &sled::Tree) -> Vec<(Vec<u8>, Vec<u8>)> {
         .collect()
 }
 
-fn fold_split(tree: &sled::Tree, events: &[StoredEvent], cuts: &[usize], dedup: bool) {
+fn fold_split(tree: &sled::Tree, events: &[StoredEvent], cuts: &[usize]) {
     let mut bounds = cuts.to_vec();
     bounds.extend([0, events.len()]);
     bounds.sort_unstable();
     bounds.dedup();
     for w in bounds.windows(2) {
-        fold_batch(&ProgressProjector, tree, &events[w[0]..w[1]], dedup).unwrap();
+        fold_batch(&ProgressProjector, tree, &events[w[0]..w[1]]).unwrap();
     }
 }
 
@@ -256,13 +252,12 @@ proptest! {
     fn batch_boundaries_do_not_show(
         steps in prop::collection::vec(step(), 1..150),
         cuts in prop::collection::vec(any::<Index>(), 0..8),
-        dedup in any::<bool>(),
     ) {
         let events = build(&steps);
         let cuts: Vec<usize> = cuts.iter().map(|c| c.index(events.len() + 1)).collect();
         let (whole, split) = (tree(), tree());
-        fold_batch(&ProgressProjector, &whole, &events, dedup).unwrap();
-        fold_split(&split, &events, &cuts, dedup);
+        fold_batch(&ProgressProjector, &whole, &events).unwrap();
+        fold_split(&split, &events, &cuts);
         prop_assert_eq!(entries(&split), entries(&whole));
         prop_assert_eq!(runtime::digest(&split), runtime::digest(&whole));
         // Every operator is on each board exactly once, overall and in its team.
@@ -356,19 +351,16 @@ fn ten_thousand_operators_top_k_equals_a_brute_force_sort() {
     let stored: Vec<StoredEvent> = events
         .into_iter()
         .enumerate()
-        .map(|(i, payload)| StoredEvent {
-            position: i as u64 + 1,
-            event: Ok(Arc::new(Envelope::new(
-                event_id(&format!("lb-{i}")),
-                at(i as i64),
-                "tests",
-                payload,
-            ))),
+        .map(|(i, payload)| {
+            StoredEvent::new(
+                i as u64 + 1,
+                Envelope::new(event_id(&format!("lb-{i}")), at(i as i64), "tests", payload),
+            )
         })
         .collect();
     let tree = tree();
     for chunk in stored.chunks(runtime::BATCH) {
-        fold_batch(&ProgressProjector, &tree, chunk, false).unwrap();
+        fold_batch(&ProgressProjector, &tree, chunk).unwrap();
     }
     let operators = progress::operators(&tree);
     assert_eq!(operators.len(), N);

@@ -1,6 +1,7 @@
 //! The runtime against a real `nats-server -js`: JetStream drops a retried record only
-//! inside its duplicate window, so the log may hold an event twice; the folds apply it once,
-//! and dead-letter an id that comes back with other content.
+//! inside its duplicate window and a node's id index can lag another node's appends, so the
+//! stream may hold an event twice. Every node marks the later copy the same way; the folds
+//! apply the event once, and dead-letter an id that comes back with other content.
 
 #![allow(clippy::unwrap_used)] // a test fails by panicking: `unwrap` is its assertion
 
@@ -9,13 +10,40 @@ mod common;
 use std::sync::Arc;
 
 use ats_events::cloudevents::event_id;
-use ats_events::Payload;
-use ats_ingest::jetstream::{JetStreamConfig, JetStreamLog};
+use ats_events::{codec, Envelope, Payload};
+use ats_ingest::id_index::IdIndex;
+use ats_ingest::jetstream::{JetStreamConfig, JetStreamLog, COUNT_HEADER};
 use ats_ingest::testkit::NatsServer;
 use ats_ingest::{EventLog, StoredEvent};
 use ats_projections::profiles;
 use ats_projections::runtime::{self, ProjectorState, Runtime};
 use common::*;
+
+/// A node on the server's stream with its own id index in `dir`.
+async fn node(server: &NatsServer, dir: &tempfile::TempDir) -> Arc<JetStreamLog> {
+    let config = JetStreamConfig {
+        url: server.url(),
+        ..JetStreamConfig::default()
+    };
+    let index = Arc::new(IdIndex::open(&dir.path().join("ids.redb")).unwrap());
+    Arc::new(JetStreamLog::connect(config, index).await.unwrap())
+}
+
+/// Publishes `events` as one record, as a node whose id index has not read them yet does
+/// (its append would have answered from its index instead). Returns the record's sequence.
+async fn publish_as_another_node(log: &JetStreamLog, events: &[Envelope]) -> u64 {
+    let encoded: Vec<Vec<u8>> = events.iter().map(|e| codec::encode(e).unwrap()).collect();
+    let record = codec::encode_record(encoded.iter().map(Vec::as_slice));
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(COUNT_HEADER, events.len().to_string().as_str());
+    log.context()
+        .publish_with_headers("ats.events.batch._", headers, record.into())
+        .await
+        .unwrap()
+        .await
+        .unwrap()
+        .sequence
+}
 
 async fn read_all(log: &dyn EventLog) -> Vec<StoredEvent> {
     let mut out: Vec<StoredEvent> = Vec::new();
@@ -32,12 +60,8 @@ async fn read_all(log: &dyn EventLog) -> Vec<StoredEvent> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn event_stored_twice_applies_once_and_a_changed_copy_is_a_conflict() {
     let server = NatsServer::start();
-    let config = JetStreamConfig {
-        url: server.url(),
-        ..JetStreamConfig::default()
-    };
-    let log = Arc::new(JetStreamLog::connect(config).await.unwrap());
-    assert!(log.may_hold_duplicates());
+    let dir = tempfile::tempdir().unwrap();
+    let log = node(&server, &dir).await;
 
     let mut sa = session("sa", "op_1", 0, 60);
     sa.skills_practiced = skills(&["recon"]);
@@ -47,9 +71,9 @@ async fn event_stored_twice_applies_once_and_a_changed_copy_is_a_conflict() {
     let c = completed("c", session("sc", "op_2", 200, 30));
     let first = log.append(vec![a.clone(), b]).await.unwrap();
     // Another record (another message id): the server stores it, `a` included.
-    let second = log.append(vec![a.clone(), c]).await.unwrap();
-    assert!(second.duplicates.is_empty());
-    assert_ne!(first.positions[0], second.positions[0]);
+    let second = publish_as_another_node(&log, &[a.clone(), c]).await;
+    let second_head = ats_ingest::jetstream::position(second, 1);
+    assert!(second_head > first.last_position());
     let stored = read_all(log.as_ref()).await;
     let copies = stored
         .iter()
@@ -65,7 +89,7 @@ async fn event_stored_twice_applies_once_and_a_changed_copy_is_a_conflict() {
     )
     .unwrap();
     let head = log.head().await.unwrap();
-    assert_eq!(head, second.last_position());
+    assert_eq!(head, second_head);
     assert!(runtime.wait_for(head, WAIT).await);
 
     let applications = runtime.handle(APPLICATIONS).unwrap().clone();
@@ -91,10 +115,16 @@ async fn event_stored_twice_applies_once_and_a_changed_copy_is_a_conflict() {
         s.score = 0.1;
     }
     let d = completed("d", session("sd", "op_2", 300, 30));
-    let third = log.append(vec![d, changed]).await.unwrap();
-    assert!(third.duplicates.is_empty());
-    let conflict_at = third.positions[1];
-    assert!(runtime.wait_for(third.last_position(), WAIT).await);
+    // This node's own append refuses it, having indexed `a`…
+    let refused = log
+        .append(vec![d.clone(), changed.clone()])
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, ats_ingest::LogError::Conflict { id } if id == a.id));
+    // … but a node that has not read `a` yet publishes it.
+    let third = publish_as_another_node(&log, &[d, changed]).await;
+    let conflict_at = ats_ingest::jetstream::position(third, 1);
+    assert!(runtime.wait_for(conflict_at, WAIT).await);
     for h in runtime.handles() {
         let letters = h.dead_letters();
         assert_eq!(letters.len(), 1, "{}", h.name());
@@ -104,7 +134,10 @@ async fn event_stored_twice_applies_once_and_a_changed_copy_is_a_conflict() {
         assert_eq!(letter.kind.as_deref(), Some("ats.session.completed"));
         assert_eq!(
             letter.error,
-            format!("conflict: event id {} was applied with other content", a.id)
+            format!(
+                "conflict: event id {} was first written at position {} with other content",
+                a.id, first.positions[0]
+            )
         );
         assert_eq!(
             h.status().dead_letters,
@@ -122,12 +155,9 @@ async fn event_stored_twice_applies_once_and_a_changed_copy_is_a_conflict() {
 
     assert!(eventually(|| handle.status().state == ProjectorState::Live).await);
     let status = handle.status();
-    assert_eq!(
-        (status.position, status.lag_events),
-        (third.last_position(), 0)
-    );
+    assert_eq!((status.position, status.lag_events), (conflict_at, 0));
 
-    // An offline replay of the same stream ends in the same trees, seen ids and dead letters included.
+    // An offline replay of the same stream ends in the same trees, dead letters included.
     let offline = Scratch::new();
     runtime::rebuild_all(
         &offline.store,
@@ -141,6 +171,23 @@ async fn event_stored_twice_applies_once_and_a_changed_copy_is_a_conflict() {
         let rebuilt = offline.store.tree(h.name(), 1).unwrap();
         assert_eq!(entries(&rebuilt), entries(&h.tree()), "{}", h.name());
     }
+
+    // Another node, with an index of its own built from the stream, marks the same copies.
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = node(&server, &other_dir).await;
+    let other_scratch = Scratch::new();
+    let other_runtime = Runtime::start(
+        other_scratch.store.clone(),
+        other.clone(),
+        projectors_with_applications(),
+    )
+    .unwrap();
+    assert!(other_runtime.wait_for(conflict_at, WAIT).await);
+    for h in runtime.handles() {
+        let theirs = other_runtime.handle(h.name()).unwrap().tree();
+        assert_eq!(entries(&theirs), entries(&h.tree()), "{}", h.name());
+    }
+    other_runtime.shutdown().await;
     runtime.shutdown().await;
 }
 
@@ -149,11 +196,8 @@ async fn event_stored_twice_applies_once_and_a_changed_copy_is_a_conflict() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn undecodable_record_is_dead_lettered() {
     let server = NatsServer::start();
-    let config = JetStreamConfig {
-        url: server.url(),
-        ..JetStreamConfig::default()
-    };
-    let log = Arc::new(JetStreamLog::connect(config).await.unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let log = node(&server, &dir).await;
     log.append(vec![completed("e1", session("s1", "op_1", 0, 30))])
         .await
         .unwrap();

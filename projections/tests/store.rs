@@ -48,7 +48,6 @@ fn store_with_op_9(path: &Path) {
     fold(
         &tree,
         &stored(1, &[completed("old", session("s-old", "op_9", 0, 30))]),
-        false,
     );
     store.flush().unwrap();
 }
@@ -61,7 +60,6 @@ fn assert_fresh_and_working(store: &Store) {
     let folded = fold(
         &tree,
         &stored(1, &[completed("e1", session("s1", "op_1", 0, 30))]),
-        false,
     );
     assert_eq!(folded.position, 1);
     assert_eq!(profiles::profile(&tree, "op_1").unwrap().total_sessions, 1);
@@ -224,7 +222,6 @@ fn a_store_in_use_is_not_moved_aside() {
     fold(
         &tree,
         &stored(1, &[completed("e1", session("s1", "op_1", 0, 30))]),
-        false,
     );
     first.flush().unwrap();
 

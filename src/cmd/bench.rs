@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use ats_events::{cloudevents, codec, Envelope, LlmUsage, Payload, SessionCompleted, Timestamp};
 use ats_ingest::embedded::EmbeddedLog;
+use ats_ingest::id_index::IdIndex;
 use ats_ingest::jetstream::{JetStreamConfig, JetStreamLog};
 use ats_ingest::EventLog;
 use ats_projections::store::Store;
@@ -383,14 +384,19 @@ impl Engine {
     async fn open_log(&self) -> anyhow::Result<Arc<dyn EventLog>> {
         Ok(match &self.nats {
             None => Arc::new(EmbeddedLog::open(self.dir.path().join("log.redb"))?),
-            Some(url) => Arc::new(
-                JetStreamLog::connect(JetStreamConfig {
+            Some(url) => {
+                // The engine's own id index: what a node replays with.
+                let index = self
+                    .dir
+                    .path()
+                    .join(format!("jetstream-ids-{}.redb", self.stream));
+                let config = JetStreamConfig {
                     url: url.clone(),
                     stream: self.stream.clone(),
                     ..JetStreamConfig::default()
-                })
-                .await?,
-            ),
+                };
+                Arc::new(JetStreamLog::connect(config, Arc::new(IdIndex::open(&index)?)).await?)
+            }
         })
     }
 

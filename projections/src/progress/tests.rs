@@ -1,8 +1,6 @@
 //! Formulas and boundaries of §B6, and "given these events, this read model" over a real sled
 //! tree folded by `runtime::fold_batch`.
 
-use std::sync::Arc;
-
 use ats_events::{
     Attributes, CertificationAwarded, GoalCreated, GoalProgressed, MilestoneType,
     OperatorRegistered, SessionCompleted, XpAwarded,
@@ -47,13 +45,10 @@ impl History {
             .drain(..)
             .map(|e| {
                 self.position += 1;
-                StoredEvent {
-                    position: self.position,
-                    event: Ok(Arc::new(e)),
-                }
+                StoredEvent::new(self.position, e)
             })
             .collect();
-        fold_batch(&ProgressProjector, &self.tree, &stored, false)
+        fold_batch(&ProgressProjector, &self.tree, &stored)
             .unwrap()
             .dead_letters
     }

@@ -218,10 +218,7 @@ pub fn stored(first: Position, events: &[Envelope]) -> Vec<StoredEvent> {
     events
         .iter()
         .zip(first..)
-        .map(|(event, position)| StoredEvent {
-            position,
-            event: Ok(std::sync::Arc::new(event.clone())),
-        })
+        .map(|(event, position)| StoredEvent::new(position, event.clone()))
         .collect()
 }
 
@@ -230,6 +227,7 @@ pub fn undecodable(position: Position, reason: &str) -> StoredEvent {
     StoredEvent {
         position,
         event: Err(reason.to_owned()),
+        repeat: None,
     }
 }
 
@@ -274,8 +272,6 @@ pub struct Folder {
     pub tree: sled::Tree,
     /// Position of the next event.
     pub next: Position,
-    /// Whether ids already applied are skipped (as for JetStream).
-    pub dedup: bool,
 }
 
 impl Folder {
@@ -287,7 +283,6 @@ impl Folder {
             scratch,
             tree,
             next: 1,
-            dedup: false,
         }
     }
 
@@ -295,7 +290,7 @@ impl Folder {
     pub fn fold(&mut self, events: &[Envelope]) -> Folded {
         let batch = stored(self.next, events);
         self.next += events.len() as Position;
-        fold(&self.tree, &batch, self.dedup)
+        fold(&self.tree, &batch)
     }
 
     /// Folds each event as its own batch.
@@ -307,8 +302,8 @@ impl Folder {
 }
 
 /// `runtime::fold_batch` with the profiles projector; a storage error fails the test.
-pub fn fold(tree: &sled::Tree, batch: &[StoredEvent], dedup: bool) -> Folded {
-    runtime::fold_batch(&ProfilesProjector, tree, batch, dedup).expect("no storage error")
+pub fn fold(tree: &sled::Tree, batch: &[StoredEvent]) -> Folded {
+    runtime::fold_batch(&ProfilesProjector, tree, batch).expect("no storage error")
 }
 
 /// Every key/value pair of a tree, in key order.

@@ -1,8 +1,6 @@
 //! The detector with its cache against the detector as it was: every series' baseline read
 //! and judged on each call.
 
-use std::sync::Arc;
-
 use ats_events::cloudevents::event_id;
 use ats_events::{Envelope, LlmUsage, Payload};
 use ats_ingest::StoredEvent;
@@ -184,13 +182,10 @@ impl Folder {
             .iter()
             .map(|e| {
                 self.position += 1;
-                StoredEvent {
-                    position: self.position,
-                    event: Ok(Arc::new(e.clone())),
-                }
+                StoredEvent::new(self.position, e.clone())
             })
             .collect();
-        fold_batch(&CostsProjector, &self.tree, &stored, false).unwrap();
+        fold_batch(&CostsProjector, &self.tree, &stored).unwrap();
     }
 }
 
