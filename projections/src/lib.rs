@@ -44,7 +44,7 @@ mod view;
 use std::sync::Arc;
 
 pub use runtime::{ApplyError, Projector};
-pub use view::View;
+pub use view::{Encoding, View};
 
 /// Every projector of the engine, in a fixed order.
 pub fn all_projectors() -> Vec<Arc<dyn Projector>> {

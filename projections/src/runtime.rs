@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{watch, Notify};
 
 use crate::store::{Store, StoreError};
-use crate::view::View;
+use crate::view::{Encoding, View};
 
 /// Reserved keys sort after every read-model key (`0xff` never starts a UTF-8 key).
 const CHECKPOINT_KEY: &[u8] = b"\xff\x00checkpoint";
@@ -50,6 +50,11 @@ pub trait Projector: Send + Sync + 'static {
 
     /// Folds one event. Time comes from the event, never from the clock.
     fn apply(&self, view: &mut View<'_>, event: &Envelope) -> Result<(), ApplyError>;
+
+    /// How the tree encodes its values; changing it needs a new [`name`](Self::name).
+    fn encoding(&self) -> Encoding {
+        Encoding::Named
+    }
 }
 
 /// What a projector is doing.
@@ -219,7 +224,7 @@ pub fn fold_batch(
     // view before failing, so the batch is folded again from scratch without it.
     let mut refused: BTreeMap<usize, String> = BTreeMap::new();
     'attempt: loop {
-        let mut view = View::new(tree);
+        let mut view = View::new(tree, projector.encoding());
         let mut recorded_at = None;
         // Ids applied before with other content, dead-lettered in this attempt.
         let mut conflicts = 0u64;

@@ -2,7 +2,7 @@
 //! breakdowns, budgets and the optimizer, folded from `ats.llm.usage`, `ats.model.priced`,
 //! `ats.budget.set` and the session events (for the session → scenario mapping).
 //!
-//! Tree layout (`costs_v1`):
+//! Tree layout (`costs_v2`):
 //! - `r/<provider/name>` → [`registry::PriceHistory`] (price points of `ats.model.priced`)
 //! - `t/<dim>\0<value>` → [`Usage`] all-time totals per model, profile and session;
 //!   `t/global\0` the grand total
@@ -12,6 +12,10 @@
 //! - `s/<session>` → [`SessionCost`]; `ss/<session>` → the session's scenario id
 //! - `u/<occurred_at, BE>\0<event id>` → [`UsageRecord`] (one per usage, for export)
 //! - `bu/…`, `ba/…` → budgets and their alerts ([`budgets`])
+//!
+//! Values are stored positionally ([`Encoding::Positional`]): a usage writes a record and
+//! about a dozen [`Usage`] aggregates, and field names were two thirds of their bytes; no
+//! type stored here skips or flattens a field.
 //!
 //! Money is `f64` USD, never rounded in state; sums run in key order (days, then values), so
 //! the same log gives the same bits. Responses carry the raw sums; the CLI prints cents.
@@ -32,11 +36,11 @@ use utoipa::ToSchema;
 
 use crate::profiles::time_bytes;
 use crate::runtime::{ApplyError, Projector};
-use crate::view::View;
+use crate::view::{Encoding, View};
 use registry::{price_at, price_usage, ModelInfo, PriceHistory};
 
 /// The projector's name (with its version).
-pub const NAME: &str = "costs_v1";
+pub const NAME: &str = "costs_v2";
 
 /// Scenario bucket values of usage whose scenario is not known yet start with this byte,
 /// followed by the session id; they move to the scenario when the session names it.
@@ -460,6 +464,10 @@ impl CostsProjector {
 impl Projector for CostsProjector {
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    fn encoding(&self) -> Encoding {
+        Encoding::Positional
     }
 
     fn apply(&self, view: &mut View<'_>, event: &Envelope) -> Result<(), ApplyError> {
