@@ -10,8 +10,10 @@ use std::path::{Path, PathBuf};
 const FORMAT_KEY: &[u8] = b"format";
 /// Bumped when the layout of the store (not of one read model) changes. `/2`: tree digests
 /// sum XXH3 entry hashes (SHA-256 before), so a `/1` store's running digests cannot be
-/// continued and it is rebuilt from the log.
-const FORMAT: &[u8] = b"ats-read-models/2";
+/// continued and it is rebuilt from the log. `/3`: trees hold no seen-id keys (JetStream
+/// repeats are marked by the log), so a `/2` tree of a JetStream node would keep keys, and a
+/// digest, that a replay no longer produces.
+const FORMAT: &[u8] = b"ats-read-models/3";
 /// What every version of [`FORMAT`] starts with.
 const FORMAT_FAMILY: &[u8] = b"ats-read-models/";
 

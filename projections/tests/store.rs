@@ -111,17 +111,20 @@ fn foreign_format_marker_is_moved_aside() {
 
 #[test]
 fn an_older_layout_is_dropped_and_rebuilt_not_called_damaged() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("read-models");
-    store_with_op_9(&path);
-    write_marker(&path, b"ats-read-models/1");
-    let store = Store::open(&path).unwrap();
-    assert!(
-        !aside(&path, 1).exists(),
-        "derived data of an older layout is not kept"
-    );
-    assert_fresh_and_working(&store);
-    assert!(profiles::profile(&store.tree(profiles::NAME, 0).unwrap(), "op_9").is_none());
+    // `/1`: SHA-256 digests; `/2`: JetStream trees held seen-id keys.
+    for older in ["ats-read-models/1", "ats-read-models/2"] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("read-models");
+        store_with_op_9(&path);
+        write_marker(&path, older.as_bytes());
+        let store = Store::open(&path).unwrap();
+        assert!(
+            !aside(&path, 1).exists(),
+            "{older}: derived data of an older layout is not kept"
+        );
+        assert_fresh_and_working(&store);
+        assert!(profiles::profile(&store.tree(profiles::NAME, 0).unwrap(), "op_9").is_none());
+    }
 }
 
 #[test]
