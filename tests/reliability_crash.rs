@@ -17,8 +17,7 @@ use std::time::{Duration, Instant};
 
 use ats_events::cloudevents::event_id;
 use ats_ingest::embedded::EmbeddedLog;
-use ats_ingest::id_index::IdIndex;
-use ats_ingest::jetstream::{JetStreamConfig, JetStreamLog};
+use ats_ingest::jetstream::JetStreamConfig;
 use ats_ingest::testkit::NatsServer;
 use ats_ingest::EventLog;
 use common::{session, Server};
@@ -187,15 +186,8 @@ async fn crash_trials(nats: Option<&NatsServer>) {
     let counts = match nats {
         None => ids_in(&EmbeddedLog::open(dir.path().join("log.redb")).unwrap()).await,
         Some(n) => {
-            let config = JetStreamConfig {
-                url: n.url(),
-                ..JetStreamConfig::default()
-            };
-            let index = IdIndex::open(&dir.path().join("reader-ids.redb")).unwrap();
-            let log = JetStreamLog::connect(config, Arc::new(index))
-                .await
-                .unwrap();
-            ids_in(&log).await
+            let reader = tempfile::tempdir().unwrap();
+            ids_in(&n.log(JetStreamConfig::default(), reader.path()).await).await
         }
     };
     let mut losses = 0;

@@ -13,8 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ats_events::cloudevents::event_id;
-use ats_ingest::id_index::IdIndex;
-use ats_ingest::jetstream::{JetStreamConfig, JetStreamLog};
+use ats_ingest::jetstream::JetStreamConfig;
 use ats_ingest::testkit::NatsServer;
 use ats_ingest::EventLog;
 use common::{registered, session, Server};
@@ -184,15 +183,8 @@ async fn jetstream_outage_answers_503_then_recovers_without_loss_or_doubles() {
     assert_eq!(total_sessions(&server).await, total + 1);
 
     // The stream itself holds every event exactly once (re-sent batches were deduplicated).
-    let config = JetStreamConfig {
-        url: nats.url(),
-        ..JetStreamConfig::default()
-    };
     let reader = tempfile::tempdir().unwrap();
-    let index = IdIndex::open(&reader.path().join("ids.redb")).unwrap();
-    let log = JetStreamLog::connect(config, Arc::new(index))
-        .await
-        .unwrap();
+    let log = nats.log(JetStreamConfig::default(), reader.path()).await;
     let mut counts: HashMap<uuid::Uuid, u32> = HashMap::new();
     let mut after = 0;
     loop {

@@ -85,6 +85,24 @@ impl NatsServer {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
+    /// A JetStream log on this server (`config.url` is set here) with a node's id index in
+    /// `index_dir`, as `serve` opens it. Panics when it cannot connect.
+    pub async fn log(
+        &self,
+        config: crate::jetstream::JetStreamConfig,
+        index_dir: &std::path::Path,
+    ) -> crate::jetstream::JetStreamLog {
+        let config = crate::jetstream::JetStreamConfig {
+            url: self.url(),
+            ..config
+        };
+        let index = crate::id_index::IdIndex::open(&index_dir.join("ids.redb"))
+            .expect("cannot open the id index");
+        crate::jetstream::JetStreamLog::connect(config, std::sync::Arc::new(index))
+            .await
+            .expect("cannot connect to nats-server")
+    }
+
     /// The JetStream store directory.
     pub fn store_dir(&self) -> PathBuf {
         self.store.path().to_path_buf()

@@ -9,7 +9,6 @@ use std::time::Duration;
 use ats_events::cloudevents::event_id;
 use ats_events::{codec, Envelope, Payload, SkillAssessed, Timestamp};
 use ats_ingest::embedded::EmbeddedLog;
-use ats_ingest::id_index::IdIndex;
 use ats_ingest::jetstream::{position, JetStreamConfig, JetStreamLog, COUNT_HEADER};
 use ats_ingest::testkit::NatsServer;
 use ats_ingest::{EventLog, LogError, Repeat, StoredEvent};
@@ -104,14 +103,7 @@ impl Jet {
 }
 
 async fn connect(server: &NatsServer, dir: &tempfile::TempDir) -> JetStreamLog {
-    let config = JetStreamConfig {
-        url: server.url(),
-        ..JetStreamConfig::default()
-    };
-    let index = IdIndex::open(&dir.path().join("ids.redb")).unwrap();
-    JetStreamLog::connect(config, Arc::new(index))
-        .await
-        .unwrap()
+    server.log(JetStreamConfig::default(), dir.path()).await
 }
 
 #[async_trait::async_trait]

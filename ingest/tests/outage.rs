@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 
 use ats_events::cloudevents::event_id;
 use ats_events::{Envelope, Payload, SkillAssessed, Timestamp};
-use ats_ingest::id_index::IdIndex;
-use ats_ingest::jetstream::{JetStreamConfig, JetStreamLog};
+use ats_ingest::jetstream::JetStreamConfig;
 use ats_ingest::testkit::NatsServer;
 use ats_ingest::{EventLog, LogError};
 
@@ -30,15 +29,11 @@ fn assessed(n: u32) -> Envelope {
 async fn appends_fail_fast_while_nats_is_down_and_recover_after() {
     let mut nats = NatsServer::start();
     let config = JetStreamConfig {
-        url: nats.url(),
         request_timeout: Duration::from_secs(1),
         ..JetStreamConfig::default()
     };
     let dir = tempfile::tempdir().unwrap();
-    let index = IdIndex::open(&dir.path().join("ids.redb")).unwrap();
-    let log = JetStreamLog::connect(config, std::sync::Arc::new(index))
-        .await
-        .unwrap();
+    let log = nats.log(config, dir.path()).await;
     log.append(vec![assessed(0)]).await.unwrap();
     assert!(log.health().is_ok());
 

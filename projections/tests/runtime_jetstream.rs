@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use ats_events::cloudevents::event_id;
 use ats_events::{codec, Envelope, Payload};
-use ats_ingest::id_index::IdIndex;
 use ats_ingest::jetstream::{JetStreamConfig, JetStreamLog, COUNT_HEADER};
 use ats_ingest::testkit::NatsServer;
 use ats_ingest::{EventLog, StoredEvent};
@@ -21,12 +20,7 @@ use common::*;
 
 /// A node on the server's stream with its own id index in `dir`.
 async fn node(server: &NatsServer, dir: &tempfile::TempDir) -> Arc<JetStreamLog> {
-    let config = JetStreamConfig {
-        url: server.url(),
-        ..JetStreamConfig::default()
-    };
-    let index = Arc::new(IdIndex::open(&dir.path().join("ids.redb")).unwrap());
-    Arc::new(JetStreamLog::connect(config, index).await.unwrap())
+    Arc::new(server.log(JetStreamConfig::default(), dir.path()).await)
 }
 
 /// Publishes `events` as one record, as a node whose id index has not read them yet does
