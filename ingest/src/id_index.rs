@@ -88,6 +88,25 @@ impl IdIndex {
             .is_ok_and(|r| r.is_ok())
     }
 
+    /// Waits until the stream is indexed up to `position` for as long as the index keeps
+    /// moving: a node catching up on a long stream may take minutes, but an index that has not
+    /// moved for `stall` is reported (with where it stands) rather than waited on forever.
+    pub async fn wait_progressing(
+        &self,
+        position: Position,
+        stall: Duration,
+    ) -> Result<(), Position> {
+        let mut before = self.checkpoint();
+        while !self.wait_indexed(position, stall).await {
+            let now = self.checkpoint();
+            if now == before {
+                return Err(now);
+            }
+            before = now;
+        }
+        Ok(())
+    }
+
     /// (first position, digest) of each id, where known.
     pub fn lookup(&self, ids: &[Uuid]) -> Result<Vec<Option<(Position, u64)>>, LogError> {
         let tx = self.db.begin_read().map_err(storage)?;
@@ -264,6 +283,36 @@ mod tests {
             prop_assert_eq!(index.repeats(0, u64::MAX).unwrap(), oracle(&stream));
             prop_assert_eq!(index.checkpoint(), stream.len() as u64);
         }
+    }
+
+    /// A reader waits through a catch-up longer than the stall bound while the index moves,
+    /// and is told where the index stands once it stops moving.
+    #[test]
+    fn readers_wait_while_the_index_moves_and_not_once_it_stalls() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = std::sync::Arc::new(IdIndex::open(&dir.path().join("ids.redb")).unwrap());
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_time()
+            .build()
+            .unwrap();
+        let feed = index.clone();
+        runtime.spawn(async move {
+            for position in 1..=40 {
+                feed.index_tail(&[], position).unwrap();
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        // 40 steps of 50 ms: 2 s, four times the stall bound, yet never stalled. (Only a step
+        // the scheduler delays tenfold would fail this.)
+        assert_eq!(
+            runtime.block_on(index.wait_progressing(40, Duration::from_millis(500))),
+            Ok(())
+        );
+        assert_eq!(
+            runtime.block_on(index.wait_progressing(41, Duration::from_millis(50))),
+            Err(40)
+        );
     }
 
     #[test]

@@ -32,9 +32,9 @@ pub const INDEX_BITS: u32 = 16;
 pub const MAX_RECORD_EVENTS: usize = 1 << INDEX_BITS;
 /// Records a subscription pulls (and hands on) at a time.
 const RECORDS_PER_PULL: i64 = 16;
-/// How long a reader waits for the id index to reach what it read before reporting the log
-/// unavailable (and retrying).
-const INDEX_PATIENCE: Duration = Duration::from_secs(10);
+/// How long a reader waits for the id index to move at all (towards what it read) before
+/// reporting the log unavailable (and retrying).
+const INDEX_STALL: Duration = Duration::from_secs(10);
 
 /// Header carrying the number of events in a record.
 pub const COUNT_HEADER: &str = "Ats-Count";
@@ -349,10 +349,10 @@ impl JetStreamLog {
         ) else {
             return Ok(events);
         };
-        if !index.wait_indexed(last, INDEX_PATIENCE).await {
+        if let Err(at) = index.wait_progressing(last, INDEX_STALL).await {
             return Err(LogError::Unavailable(format!(
-                "the event id index has read the stream up to position {}, not yet {last}",
-                index.checkpoint()
+                "the event id index has not moved for {} s: it has read the stream up to position {at}, not yet {last}",
+                INDEX_STALL.as_secs()
             )));
         }
         let mut repeats = index.repeats(first, last)?.into_iter().peekable();
