@@ -32,6 +32,9 @@ pub const INDEX_BITS: u32 = 16;
 pub const MAX_RECORD_EVENTS: usize = 1 << INDEX_BITS;
 /// Records a subscription pulls (and hands on) at a time.
 const RECORDS_PER_PULL: i64 = 16;
+/// How long the id index's tail may receive nothing before it checks that the stream holds
+/// nothing beyond it.
+const TAIL_IDLE: Duration = Duration::from_secs(1);
 /// How long a reader waits for the id index to move at all (towards what it read) before
 /// reporting the log unavailable (and retrying).
 const INDEX_STALL: Duration = Duration::from_secs(10);
@@ -307,8 +310,19 @@ impl JetStreamLog {
         let task = tokio::spawn(async move {
             loop {
                 let mut batches = reader.clone().subscribe(feed.checkpoint(), 1000);
-                while let Some(batch) = batches.next().await {
-                    let Ok(batch) = batch else { break };
+                loop {
+                    let batch = match tokio::time::timeout(TAIL_IDLE, batches.next()).await {
+                        Ok(Some(Ok(batch))) => batch,
+                        // The subscription ended or failed.
+                        Ok(_) => break,
+                        // Quiet. Fine while the stream holds nothing new, but an ordered
+                        // consumer can stop delivering after a server restart, and every reader
+                        // waits on this tail: replace it when the stream is ahead of it.
+                        Err(_) => match reader.head().await {
+                            Ok(head) if head > feed.checkpoint() => break,
+                            _ => continue,
+                        },
+                    };
                     let entries: Vec<_> = batch
                         .iter()
                         .filter_map(|s| {

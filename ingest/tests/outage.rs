@@ -73,8 +73,8 @@ async fn appends_fail_fast_while_nats_is_down_and_recover_after() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     log.append(vec![assessed(1)]).await.unwrap();
-    // A retry of the event acknowledged before the outage is a duplicate (single-event
-    // records carry the event id as `Nats-Msg-Id`; this log runs without an id index).
+    // A retry of the event acknowledged before the outage is a duplicate (answered by the
+    // node's id index; single-event records also carry the event id as `Nats-Msg-Id`).
     let outcome = log.append(vec![assessed(0)]).await.unwrap();
     assert_eq!(
         outcome.duplicates.len(),
