@@ -12,9 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use ats_events::{cloudevents, codec, Envelope, LlmUsage, Payload, SessionCompleted, Timestamp};
-use ats_ingest::embedded::EmbeddedLog;
-use ats_ingest::id_index::IdIndex;
-use ats_ingest::jetstream::{JetStreamConfig, JetStreamLog};
+use ats_ingest::jetstream::JetStreamConfig;
 use ats_ingest::EventLog;
 use ats_projections::store::Store;
 use comfy_table::Table;
@@ -22,6 +20,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
 
 use crate::config::Config;
+use crate::engine::Paths;
 
 /// Arguments of `bench`.
 #[derive(clap::Args)]
@@ -380,32 +379,27 @@ impl Engine {
         Ok(())
     }
 
-    /// The log the engine wrote, opened here (after `stop` for the embedded log).
+    /// The engine's data directory and log, as `serve` resolved them.
+    fn paths(&self) -> Paths {
+        Paths {
+            data: self.dir.path().to_path_buf(),
+            jetstream: self.nats.as_ref().map(|url| JetStreamConfig {
+                url: url.clone(),
+                stream: self.stream.clone(),
+                ..JetStreamConfig::default()
+            }),
+        }
+    }
+
+    /// The log the engine wrote, opened here as `serve` opens it (after `stop`, which frees
+    /// the embedded log and the JetStream node's id index, the index a node replays with).
     async fn open_log(&self) -> anyhow::Result<Arc<dyn EventLog>> {
-        Ok(match &self.nats {
-            None => Arc::new(EmbeddedLog::open(self.dir.path().join("log.redb"))?),
-            Some(url) => {
-                // The engine's own id index: what a node replays with.
-                let index = self
-                    .dir
-                    .path()
-                    .join(format!("jetstream-ids-{}.redb", self.stream));
-                let config = JetStreamConfig {
-                    url: url.clone(),
-                    stream: self.stream.clone(),
-                    ..JetStreamConfig::default()
-                };
-                Arc::new(JetStreamLog::connect(config, Arc::new(IdIndex::open(&index)?)).await?)
-            }
-        })
+        self.paths().open_log(Duration::from_secs(10)).await
     }
 
     /// The engine's read models (after `stop`).
     fn read_models(&self) -> std::path::PathBuf {
-        match &self.nats {
-            None => self.dir.path().join("read-models"),
-            Some(_) => self.dir.path().join(format!("read-models-{}", self.stream)),
-        }
+        self.paths().read_models()
     }
 }
 
