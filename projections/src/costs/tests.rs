@@ -127,6 +127,35 @@ pub(crate) fn fold(events: &[Envelope]) -> sled::Tree {
     crate::activity::tests::fold_with(&CostsProjector, events)
 }
 
+/// The tree stores structs as MessagePack arrays (`Encoding::Positional`), and reads them
+/// back: a session's cost, its usage record and a day bucket.
+#[test]
+fn costs_values_are_stored_positionally() {
+    let tree = fold(&[usage(
+        "u1",
+        "2026-11-01T10:00:00Z",
+        "openai/gpt-4o",
+        1000,
+        500,
+    )]);
+    let is_array = |b: u8| (0x90..=0x9f).contains(&b) || b == 0xdc || b == 0xdd;
+    let mut structs = 0;
+    for prefix in [b"s/".as_slice(), b"u/", b"b/", b"t/"] {
+        for entry in tree.scan_prefix(prefix) {
+            let (key, value) = entry.unwrap();
+            assert!(
+                is_array(value[0]),
+                "{} is not an array",
+                String::from_utf8_lossy(&key)
+            );
+            structs += 1;
+        }
+    }
+    assert!(structs > 3, "{structs}");
+    close(session_cost(&tree, "sess_1").unwrap().total.cost, 0.0075);
+    close(usage_records(&tree)[0].cost, 0.0075);
+}
+
 #[test]
 fn gpt_4o_usage_is_priced_from_the_default_table() {
     let tree = fold(&[usage(
