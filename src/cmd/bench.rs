@@ -57,12 +57,22 @@ pub enum Logs {
 }
 
 /// A deterministic synthetic history of `n` events: sessions and LLM usage of
-/// `n / 400` operators (at least 10) over 90 days. `tag` prefixes event and session ids, so
-/// two histories with different tags are different events.
+/// The first instant of the synthetic history.
+const HISTORY_START: &str = "2026-08-01T00:00:00Z";
+/// How many days the synthetic history spans, whatever its length.
+const HISTORY_DAYS: i64 = 90;
+/// The end of the synthetic history: the latency queries are asked `as_of` it, so their
+/// windows (30-day breakdown, 7- and 30-day trends, today's summary) hold the history.
+const HISTORY_END: &str = "2026-10-30T00:00:00Z";
+
+/// `n / 400` operators over the 90 days from [`HISTORY_START`], evenly spaced in event order
+/// (so every day holds sessions and usage, and day buckets grow with the history as they
+/// would in production). `tag` prefixes event and session ids, so two histories with
+/// different tags are different events.
 pub fn synthetic(n: usize, tag: &str) -> Vec<Envelope> {
     let operators = (n / 400).max(10);
-    let start = Timestamp::parse_rfc3339("2026-08-01T00:00:00Z").unwrap_or_default();
-    let span = 90 * 86_400 * Timestamp::MICROS_PER_SEC;
+    let start = Timestamp::parse_rfc3339(HISTORY_START).unwrap_or_default();
+    let step = HISTORY_DAYS * 86_400 * Timestamp::MICROS_PER_SEC / n.max(1) as i64;
     let skills = [
         "reconnaissance",
         "exploitation",
@@ -77,7 +87,7 @@ pub fn synthetic(n: usize, tag: &str) -> Vec<Envelope> {
     (0..n)
         .map(|i| {
             let op = format!("op_{:05}", i % operators);
-            let at = Timestamp::from_micros(start.micros() + (i as i64 * 7_919) % span);
+            let at = Timestamp::from_micros(start.micros() + i as i64 * step);
             let payload = if i % 5 == 0 {
                 let session = format!("{tag}-s{i}");
                 Payload::SessionCompleted(SessionCompleted {
@@ -510,17 +520,20 @@ async fn scenarios(
     let queries = [
         (
             "performance",
-            format!("/api/analytics/operator/{operator}/performance"),
+            format!("/api/analytics/operator/{operator}/performance?as_of={HISTORY_END}"),
         ),
         (
             "leaderboard",
-            "/api/analytics/leaderboard?type=xp&limit=10".to_owned(),
+            format!("/api/analytics/leaderboard?type=xp&limit=10&as_of={HISTORY_END}"),
         ),
         (
             "cost_breakdown",
-            "/api/analytics/cost/breakdown?category=model_usage&time_range_days=30".to_owned(),
+            format!("/api/analytics/cost/breakdown?category=model_usage&time_range_days=30&as_of={HISTORY_END}"),
         ),
-        ("dashboard", "/api/analytics/dashboard".to_owned()),
+        (
+            "dashboard",
+            format!("/api/analytics/dashboard?as_of={HISTORY_END}"),
+        ),
     ];
     let mut latencies = Vec::new();
     for (name, path) in &queries {
@@ -977,4 +990,31 @@ fn peak_rss_mib_of(status: &str) -> f64 {
                 .and_then(|kb| kb.parse::<f64>().ok())
         })
         .map_or(0.0, |kb| (kb / 1024.0 * 10.0).round() / 10.0)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a test fails by panicking
+mod tests {
+    use super::*;
+
+    /// The latency queries' windows end at `HISTORY_END`: the history must fill the 90 days
+    /// before it, every day of them, whatever its length.
+    #[test]
+    fn the_synthetic_history_fills_its_90_days() {
+        let start = Timestamp::parse_rfc3339(HISTORY_START).unwrap();
+        let end = Timestamp::parse_rfc3339(HISTORY_END).unwrap();
+        assert_eq!(start.plus_seconds(HISTORY_DAYS * 86_400), end);
+        for n in [1_000, 9_001] {
+            let events = synthetic(n, "t");
+            assert_eq!(events.len(), n);
+            assert!(events
+                .iter()
+                .all(|e| start <= e.occurred_at && e.occurred_at < end));
+            let days: std::collections::BTreeSet<String> = events
+                .iter()
+                .map(|e| e.occurred_at.to_rfc3339()[..10].to_owned())
+                .collect();
+            assert_eq!(days.len(), HISTORY_DAYS as usize, "{n} events");
+        }
+    }
 }
