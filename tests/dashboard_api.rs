@@ -136,6 +136,10 @@ async fn dashboard_trends_alerts_over_http() {
         ]
     );
     assert_eq!(d["critical_alerts"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        (&d["active_alerts_total"], &d["critical_alerts_total"]),
+        (&json!(4), &json!(1))
+    );
 
     // Trends honour period_days and operator_id.
     let t = server

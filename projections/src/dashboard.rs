@@ -254,11 +254,21 @@ pub struct DashboardData {
     pub xp_leaderboard: Vec<LeaderboardEntry>,
     /// Top 10 by hours rounded to 0.1.
     pub activity_leaderboard: Vec<LeaderboardEntry>,
-    /// Unacknowledged alerts, most urgent first.
+    /// The [`DASHBOARD_ALERTS`] most urgent unacknowledged alerts, most urgent first
+    /// (`GET /api/analytics/alerts` lists them all).
     pub active_alerts: Vec<Alert>,
-    /// The critical ones among them.
+    /// How many unacknowledged alerts there are.
+    pub active_alerts_total: u64,
+    /// The [`DASHBOARD_ALERTS`] most urgent critical ones among them.
     pub critical_alerts: Vec<Alert>,
+    /// How many of them are critical.
+    pub critical_alerts_total: u64,
 }
+
+/// How many alerts of each list the dashboard carries. The seed returned every active
+/// alert; a dashboard shows the most urgent and a count, so its size (and cost) does not
+/// grow with the number of operators below the threshold.
+pub const DASHBOARD_ALERTS: usize = 20;
 
 /// The dashboard as of `as_of`, around the active alerts computed by the caller.
 pub fn dashboard(
@@ -266,11 +276,14 @@ pub fn dashboard(
     active_alerts: Vec<Alert>,
     as_of: Timestamp,
 ) -> DashboardData {
-    let critical_alerts = active_alerts
+    let critical = active_alerts
         .iter()
-        .filter(|a| a.priority == AlertPriority::Critical)
-        .cloned()
-        .collect();
+        .filter(|a| a.priority == AlertPriority::Critical);
+    let critical_alerts_total = critical.clone().count() as u64;
+    let critical_alerts = critical.take(DASHBOARD_ALERTS).cloned().collect();
+    let active_alerts_total = active_alerts.len() as u64;
+    let mut active_alerts = active_alerts;
+    active_alerts.truncate(DASHBOARD_ALERTS);
     DashboardData {
         summary: summary(models, as_of),
         performance_trend_7d: performance_trend(&models.activity, None, 7, as_of),
@@ -280,7 +293,9 @@ pub fn dashboard(
         xp_leaderboard: progress::leaderboard(&models.progress, Board::Xp, None, 10),
         activity_leaderboard: progress::leaderboard(&models.progress, Board::Activity, None, 10),
         active_alerts,
+        active_alerts_total,
         critical_alerts,
+        critical_alerts_total,
     }
 }
 

@@ -8,6 +8,7 @@ use ats_events::{
 use super::*;
 use crate::activity::tests::{completed, fold_with, started, t};
 use crate::activity::ActivityProjector;
+use crate::alerts::AlertType;
 use crate::costs::CostsProjector;
 use crate::profiles::ProfilesProjector;
 use crate::progress::ProgressProjector;
@@ -196,6 +197,34 @@ fn dashboard_holds_leaderboards_trends_and_alerts() {
     assert_eq!(d.cost_trend_30d.data_points.len(), 4);
     assert_eq!(d.performance_trend_30d.data_points.len(), 3);
     assert!(d.active_alerts.is_empty() && d.critical_alerts.is_empty());
+    assert_eq!((d.active_alerts_total, d.critical_alerts_total), (0, 0));
+}
+
+/// The dashboard carries the most urgent [`DASHBOARD_ALERTS`] of each list and counts them
+/// all: its size does not grow with the alerts.
+#[test]
+fn dashboard_carries_the_most_urgent_alerts_and_counts_them_all() {
+    let alert = |i: usize| Alert {
+        id: format!("a{i:03}"),
+        alert_type: AlertType::PerformanceIssue,
+        priority: if i < 25 {
+            AlertPriority::Critical
+        } else {
+            AlertPriority::Medium
+        },
+        title: format!("alert {i}"),
+        message: String::new(),
+        details: Default::default(),
+        created_at: None,
+        acknowledged: false,
+        operator_id: None,
+    };
+    let active: Vec<Alert> = (0..60).map(alert).collect();
+    let d = dashboard(&models(&history()), active.clone(), as_of());
+    assert_eq!(d.active_alerts, active[..DASHBOARD_ALERTS]);
+    assert_eq!(d.active_alerts_total, 60);
+    assert_eq!(d.critical_alerts, active[..DASHBOARD_ALERTS]);
+    assert_eq!(d.critical_alerts_total, 25);
 }
 
 #[test]

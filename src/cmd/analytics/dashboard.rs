@@ -138,9 +138,9 @@ fn render(d: &DashboardData) -> String {
             e.level.unwrap_or(1)
         ));
     }
-    out.push_str(&format!("\nActive Alerts: {}\n", d.active_alerts.len()));
-    if !d.critical_alerts.is_empty() {
-        out.push_str(&format!("⚠ Critical Alerts: {}\n", d.critical_alerts.len()));
+    out.push_str(&format!("\nActive Alerts: {}\n", d.active_alerts_total));
+    if d.critical_alerts_total > 0 {
+        out.push_str(&format!("⚠ Critical Alerts: {}\n", d.critical_alerts_total));
         for a in d.critical_alerts.iter().take(3) {
             out.push_str(&format!("  - {}\n", a.title));
         }
