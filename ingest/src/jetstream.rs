@@ -25,6 +25,7 @@ use crate::id_index::IdIndex;
 use crate::log::{
     dedup_batch, AppendOutcome, EventLog, EventStream, LogError, Position, StoredEvent,
 };
+use crate::recent::{Recent, Take, RECENT_EVENTS};
 
 /// Bits of a position that hold the index inside a record.
 pub const INDEX_BITS: u32 = 16;
@@ -132,6 +133,8 @@ pub struct JetStreamLog {
     tail: Option<Arc<TailTask>>,
     /// (last sequence, its record's event count), so `head` fetches each record once.
     head_cache: Arc<std::sync::Mutex<Option<(u64, usize)>>>,
+    /// What the tail read last, decoded: the live readers' shared feed.
+    recent: Arc<Recent>,
 }
 
 /// Aborts the index-feeding task when dropped.
@@ -291,6 +294,7 @@ impl JetStreamLog {
             index: None,
             tail: None,
             head_cache: Arc::default(),
+            recent: Arc::new(Recent::new(RECENT_EVENTS)),
         })
     }
 
@@ -305,11 +309,13 @@ impl JetStreamLog {
             context: self.context.clone(),
             config: self.config.clone(),
             client: self.client.clone(),
+            recent: self.recent.clone(),
         });
         let feed = index.clone();
         let task = tokio::spawn(async move {
             loop {
-                let mut batches = reader.clone().subscribe(feed.checkpoint(), 1000);
+                let mut after = feed.checkpoint();
+                let mut batches = reader.clone().subscribe(after, 1000);
                 loop {
                     let batch = match tokio::time::timeout(TAIL_IDLE, batches.next()).await {
                         Ok(Some(Ok(batch))) => batch,
@@ -332,6 +338,9 @@ impl JetStreamLog {
                     let Some(last) = batch.last().map(|s| s.position) else {
                         continue;
                     };
+                    // Shared before it is indexed, so a reader the index wakes finds it.
+                    reader.recent.push(after, batch);
+                    after = last;
                     if let Err(err) = feed.index_tail(&entries, last) {
                         tracing::warn!(%err, "cannot index event ids; retrying");
                         break;
@@ -446,13 +455,8 @@ impl JetStreamLog {
     }
 
     async fn last_sequence(&self) -> Result<u64, LogError> {
-        let mut stream = self.stream().await?;
-        Ok(stream
-            .info()
-            .await
-            .map_err(unavailable)?
-            .state
-            .last_sequence)
+        // Looking the stream up answers with its info: one round trip, not two.
+        Ok(self.stream().await?.cached_info().state.last_sequence)
     }
 
     /// Publishes `events` as one record; returns their positions and whether the server
@@ -699,7 +703,85 @@ impl EventLog for JetStreamLog {
         self.connected()
     }
 
+    /// A reader at the tail takes what the node's id-index tail has just read (one consumer
+    /// and one decode for all of them); one further behind reads through its own ordered
+    /// consumer until it is close to the tail again. The tail itself, which has no index,
+    /// always reads through its consumer.
     fn subscribe(self: Arc<Self>, after: Position, max_batch: usize) -> EventStream {
+        if self.index.is_none() {
+            return self.consumer_batches(after, max_batch);
+        }
+        enum Mode {
+            /// Check that the stream reaches `after` first (as the consumer does).
+            Start,
+            Recent,
+            Consumer(EventStream),
+        }
+        Box::pin(futures_util::stream::unfold(
+            (self, after, Mode::Start),
+            move |(log, mut after, mut mode)| async move {
+                loop {
+                    match &mut mode {
+                        Mode::Start => match log.last_sequence().await {
+                            Ok(last) if sequence_of(after) > last => {
+                                let err = LogError::BeyondHead {
+                                    position: after,
+                                    head: position(last, 0),
+                                };
+                                return Some((Err(err), (log, after, Mode::Start)));
+                            }
+                            Ok(_) => mode = Mode::Recent,
+                            Err(err) => {
+                                tokio::time::sleep(Duration::from_millis(200)).await;
+                                return Some((Err(err), (log, after, Mode::Start)));
+                            }
+                        },
+                        Mode::Recent => match log.recent.take(after, max_batch) {
+                            Take::Events(events) => {
+                                let batch = log.marked(events).await;
+                                if let Ok(events) = &batch {
+                                    after = events.last().map_or(after, |e| e.position);
+                                }
+                                return Some((batch, (log, after, mode)));
+                            }
+                            Take::Behind => {
+                                mode =
+                                    Mode::Consumer(log.clone().consumer_batches(after, max_batch));
+                            }
+                            Take::CaughtUp => {
+                                let Some(index) = &log.index else { return None };
+                                if index.checkpoint() > after {
+                                    // Nothing kept yet, and the tail started beyond `after`.
+                                    mode = Mode::Consumer(
+                                        log.clone().consumer_batches(after, max_batch),
+                                    );
+                                } else {
+                                    // The tail shares a record before indexing it.
+                                    index.wait_indexed(after + 1, Duration::from_secs(1)).await;
+                                }
+                            }
+                        },
+                        Mode::Consumer(batches) => {
+                            if log.recent.close_enough(after) {
+                                mode = Mode::Recent;
+                                continue;
+                            }
+                            let batch = batches.next().await?;
+                            if let Ok(events) = &batch {
+                                after = events.last().map_or(after, |e| e.position);
+                            }
+                            return Some((batch, (log, after, mode)));
+                        }
+                    }
+                }
+            },
+        ))
+    }
+}
+
+impl JetStreamLog {
+    /// Batches after `after` read through an ordered consumer of this reader's own.
+    fn consumer_batches(self: Arc<Self>, after: Position, max_batch: usize) -> EventStream {
         let start = sequence_of(after).max(1);
         let log = self.clone();
         let stream = futures_util::stream::once(async move {

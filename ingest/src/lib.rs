@@ -24,6 +24,7 @@ pub mod id_index;
 pub mod intake;
 pub mod jetstream;
 mod log;
+mod recent;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 

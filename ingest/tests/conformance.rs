@@ -438,3 +438,67 @@ async fn jetstream_marks_later_copies_of_an_id_the_same_on_every_node() {
         assert_eq!(marks(streamed), expected);
     }
 }
+
+/// Live readers share what the node's id-index tail reads: however many follow the stream,
+/// the server serves one consumer. A reader too far behind for what the node keeps reads
+/// through a consumer of its own, and still gets every event once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jetstream_live_readers_share_the_tails_consumer() {
+    let server = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(connect(&server, &dir).await);
+    let consumers = || {
+        let log = log.clone();
+        async move {
+            let mut stream = log.context().get_stream("ATS_EVENTS").await.unwrap();
+            stream.info().await.unwrap().state.consumer_count
+        }
+    };
+    let mut readers: Vec<_> = (0..3).map(|_| log.clone().subscribe(0, 1000)).collect();
+    let mut expected = Vec::new();
+    for round in 0..3 {
+        let events = batch(&format!("live-{round}"), 10);
+        expected.extend(events.iter().map(|e| e.id));
+        log.append(events).await.unwrap();
+        for reader in &mut readers {
+            let mut seen = Vec::new();
+            while seen.len() < 10 {
+                let next = tokio::time::timeout(Duration::from_secs(10), reader.next()).await;
+                seen.extend(next.unwrap().unwrap().unwrap());
+            }
+            assert_eq!(ids(&seen), expected[round * 10..]);
+        }
+    }
+    assert_eq!(
+        consumers().await,
+        1,
+        "only the index's tail reads the stream"
+    );
+
+    // More than a node keeps decoded: a reader from 0 starts on its own consumer.
+    for round in 0..20 {
+        let events = batch(&format!("bulk-{round}"), 1000);
+        expected.extend(events.iter().map(|e| e.id));
+        log.append(events).await.unwrap();
+    }
+    let mut late = log.clone().subscribe(0, 1000);
+    let mut seen = Vec::new();
+    while seen.len() < expected.len() {
+        let next = tokio::time::timeout(Duration::from_secs(10), late.next()).await;
+        seen.extend(next.unwrap().unwrap().unwrap());
+    }
+    assert_eq!(ids(&seen), expected);
+    assert!(
+        consumers().await >= 2,
+        "the late reader read the stream itself"
+    );
+    // Caught up, it follows the tail like the others.
+    let events = batch("after", 3);
+    expected.extend(events.iter().map(|e| e.id));
+    log.append(events).await.unwrap();
+    while seen.len() < expected.len() {
+        let next = tokio::time::timeout(Duration::from_secs(10), late.next()).await;
+        seen.extend(next.unwrap().unwrap().unwrap());
+    }
+    assert_eq!(ids(&seen), expected);
+}
