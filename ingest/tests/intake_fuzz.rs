@@ -222,6 +222,39 @@ proptest! {
     }
 }
 
+/// A batch of hundreds of events (what producers send) answers as a small one: a planted
+/// fault refuses the whole batch naming the field, a valid batch is appended whole.
+#[test]
+fn a_large_batch_is_refused_or_appended_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = EmbeddedLog::open(dir.path().join("log.redb")).unwrap();
+    let rt = runtime();
+    let mut events: Vec<Value> = (0..300).map(|n| valid(n, n)).collect();
+    let clean = serde_json::to_vec(&events).unwrap();
+    assert!(clean.len() > 32 * 1024, "{} bytes", clean.len());
+    let field = plant(&mut events[250], 0, 7);
+    let faulty = serde_json::to_vec(&Value::Array(events)).unwrap();
+    let err = assert_refused(rt.block_on(submit(&log, &faulty, &Limits::default())));
+    let SubmitError::Invalid(IntakeError::Invalid(field_error)) = &err else {
+        panic!("not a field error: {err}");
+    };
+    assert!(
+        names(
+            &field_error.field,
+            &format!("events[250].{field}"),
+            true,
+            250
+        ),
+        "expected a message naming events[250].{field}, got {err}"
+    );
+    assert_eq!(rt.block_on(log.head()).unwrap(), 0);
+    let receipt = rt
+        .block_on(submit(&log, &clean, &Limits::default()))
+        .unwrap();
+    assert_eq!(receipt.positions.len(), 300);
+    assert_eq!(rt.block_on(log.head()).unwrap(), 300);
+}
+
 /// The NATS intake answers each bad payload with a JSON error and appends nothing.
 #[test]
 fn nats_intake_answers_bad_payloads_with_errors_and_appends_nothing() {
