@@ -50,6 +50,13 @@ async fn events_over_http_and_nats_intake_reach_the_read_models() {
     assert_eq!(perf["profile"]["total_sessions"], 2);
     assert_eq!(perf["profile"]["skills"]["recon"]["practice_count"], 2);
 
+    // /readyz shows how far the node's id index has read the stream: all of it by now.
+    let (status, ready) = server.get("/readyz").await;
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(ready["log"]["backend"], "jetstream");
+    assert_eq!(ready["log"]["indexed"], ready["log"]["head"], "{ready}");
+    assert!(ready["log"]["indexed"].as_u64().unwrap() >= position);
+
     // Bad input on the intake subject gets a field-named error and appends nothing.
     let mut bad = session("op_js", 3, 0.5, &["recon"]);
     bad["data"]["score"] = json!(-1);

@@ -100,6 +100,8 @@ async fn kill_9_during_ingest_loses_and_doubles_nothing() {
     }
     let (_, log_state) = server.get("/readyz").await;
     let head = log_state["log"]["head"].as_u64().unwrap();
+    // The embedded log's id index is written with the log: nothing to wait for.
+    assert!(log_state["log"].get("indexed").is_none(), "{log_state}");
     assert_eq!(
         head, total,
         "the log holds {head} events for {total} sessions"

@@ -699,6 +699,10 @@ impl EventLog for JetStreamLog {
         }
     }
 
+    fn indexed(&self) -> Option<Position> {
+        self.index.as_ref().map(|index| index.checkpoint())
+    }
+
     fn health(&self) -> Result<(), LogError> {
         self.connected()
     }

@@ -149,6 +149,13 @@ pub trait EventLog: Send + Sync + 'static {
     /// Returns once the head may have moved beyond `after`, or after `timeout`.
     async fn wait_beyond(&self, after: Position, timeout: Duration);
 
+    /// How far this node's id index has read the log, for a backend whose index follows the
+    /// log rather than being written with it (JetStream): reads wait for it, so a node
+    /// indexing a long stream shows here why its projectors have not started.
+    fn indexed(&self) -> Option<Position> {
+        None
+    }
+
     /// Whether appends can succeed now, as far as the backend knows without a round trip:
     /// `Err` while the server is unreachable (JetStream) or after the store failed a write
     /// (embedded), so `/readyz` reports a log that would refuse writes even when reads work.

@@ -28,6 +28,8 @@ pub async fn healthz() -> Json<serde_json::Value> {
 
 /// Ready when the log answers, can take writes ([`ats_ingest::EventLog::health`]: NATS
 /// connected, the last embedded commit succeeded) and every projector is live (caught up).
+/// On JetStream `log.indexed` says how far the node's id index has read the stream: the
+/// projectors wait for it, so a fresh node on a long stream shows its progress there.
 #[utoipa::path(get, path = "/readyz", tag = "health",
     responses((status = 200, description = "Ready"), (status = 503, description = "Not ready")))]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
@@ -52,10 +54,16 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    let mut log_state = match &log {
+        Ok(head) => serde_json::json!({"backend": state.log.backend(), "head": head}),
+        Err(err) => serde_json::json!({"backend": state.log.backend(), "error": err.to_string()}),
+    };
+    if let Some(indexed) = state.log.indexed() {
+        log_state["indexed"] = indexed.into();
+    }
     let body = serde_json::json!({
         "ready": ready,
-        "log": match &log { Ok(head) => serde_json::json!({"backend": state.log.backend(), "head": head}),
-                            Err(err) => serde_json::json!({"backend": state.log.backend(), "error": err.to_string()}) },
+        "log": log_state,
         "projectors": projectors,
     });
     (status, Json(body))
