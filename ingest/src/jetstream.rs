@@ -759,10 +759,17 @@ impl EventLog for JetStreamLog {
                                     mode = Mode::Consumer(
                                         log.clone().consumer_batches(after, max_batch),
                                     );
-                                } else {
-                                    // The tail shares a record before indexing it.
-                                    index.wait_indexed(after + 1, Duration::from_secs(1)).await;
+                                } else if !index
+                                    .wait_indexed(after + 1, Duration::from_secs(1))
+                                    .await
+                                {
+                                    // Quiet for a second: check that the stream still
+                                    // reaches `after` (it may have been recreated shorter),
+                                    // as a reader on its own consumer would find out.
+                                    mode = Mode::Start;
                                 }
+                                // (The tail shares a record before indexing it, so once
+                                // the index moves the record is kept.)
                             }
                         },
                         Mode::Consumer(batches) => {

@@ -322,6 +322,14 @@ async fn reading_beyond_the_head_is_an_error(h: &mut dyn Harness) {
         log.read(far, 10).await,
         Err(LogError::BeyondHead { .. })
     ));
+    // So is following from there: a projector ahead of its log learns it at once.
+    let first = tokio::time::timeout(Duration::from_secs(10), log.subscribe(far, 10).next())
+        .await
+        .unwrap();
+    assert!(
+        matches!(first, Some(Err(LogError::BeyondHead { .. }))),
+        "{first:?}"
+    );
 }
 
 macro_rules! conformance {
