@@ -231,6 +231,10 @@ async fn dashboard_trends_alerts_over_http() {
     assert_eq!(health["stats"]["total_operators"], 2);
     assert_eq!(health["stats"]["total_sessions"], 5);
     assert_eq!(health["stats"]["total_metrics"], 5);
+    // Counted as the alerts list counts them (both as of now): Grace's low score holds.
+    let now = server.get_ok("/api/analytics/alerts").await;
+    assert_eq!(health["stats"]["active_alerts"], now["count"], "{now}");
+    assert!(now["count"].as_u64().unwrap() >= 1, "{now}");
     let (status, body) = server
         .post_json("/api/analytics/dashboard/refresh", &json!({}))
         .await;

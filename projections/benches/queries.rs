@@ -111,8 +111,8 @@ fn current_alerts(bencher: Bencher) {
 fn dashboard_whole(bencher: Bencher) {
     let (models, acks) = models();
     bencher.bench(|| {
-        let current = alerts::current_alerts(models, &[], 0.6, as_of());
-        let active = alerts::active(acks, current, None, None);
+        let active =
+            alerts::active_summary(models, acks, &[], 0.6, as_of(), dashboard::DASHBOARD_ALERTS);
         dashboard::dashboard(models, active, as_of())
     });
 }
@@ -121,8 +121,14 @@ fn dashboard_whole(bencher: Bencher) {
 fn dashboard_whole_busy_day(bencher: Bencher) {
     let (models, acks) = models();
     bencher.bench(|| {
-        let current = alerts::current_alerts(models, &[], 0.6, busy_as_of());
-        let active = alerts::active(acks, current, None, None);
+        let active = alerts::active_summary(
+            models,
+            acks,
+            &[],
+            0.6,
+            busy_as_of(),
+            dashboard::DASHBOARD_ALERTS,
+        );
         dashboard::dashboard(models, active, busy_as_of())
     });
 }

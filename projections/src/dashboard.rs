@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::activity::{self, DayStats};
-use crate::alerts::{Alert, AlertPriority};
+use crate::alerts::{ActiveAlerts, Alert};
 use crate::costs::{self, Dim};
 use crate::profiles;
 use crate::progress::{self, Board, LeaderboardEntry};
@@ -270,20 +270,9 @@ pub struct DashboardData {
 /// grow with the number of operators below the threshold.
 pub const DASHBOARD_ALERTS: usize = 20;
 
-/// The dashboard as of `as_of`, around the active alerts computed by the caller.
-pub fn dashboard(
-    models: &ReadModels,
-    active_alerts: Vec<Alert>,
-    as_of: Timestamp,
-) -> DashboardData {
-    let critical = active_alerts
-        .iter()
-        .filter(|a| a.priority == AlertPriority::Critical);
-    let critical_alerts_total = critical.clone().count() as u64;
-    let critical_alerts = critical.take(DASHBOARD_ALERTS).cloned().collect();
-    let active_alerts_total = active_alerts.len() as u64;
-    let mut active_alerts = active_alerts;
-    active_alerts.truncate(DASHBOARD_ALERTS);
+/// The dashboard as of `as_of`, around the active alerts summarized by the caller (with
+/// [`DASHBOARD_ALERTS`] of each list, see [`crate::alerts::active_summary`]).
+pub fn dashboard(models: &ReadModels, alerts: ActiveAlerts, as_of: Timestamp) -> DashboardData {
     DashboardData {
         summary: summary(models, as_of),
         performance_trend_7d: performance_trend(&models.activity, None, 7, as_of),
@@ -292,10 +281,10 @@ pub fn dashboard(
         cost_trend_30d: cost_trend(&models.costs, 30, as_of),
         xp_leaderboard: progress::leaderboard(&models.progress, Board::Xp, None, 10),
         activity_leaderboard: progress::leaderboard(&models.progress, Board::Activity, None, 10),
-        active_alerts,
-        active_alerts_total,
-        critical_alerts,
-        critical_alerts_total,
+        active_alerts: alerts.most_urgent,
+        active_alerts_total: alerts.total,
+        critical_alerts: alerts.critical,
+        critical_alerts_total: alerts.critical_total,
     }
 }
 

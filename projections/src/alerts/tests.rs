@@ -93,6 +93,31 @@ fn performance_alert_clears_when_recent_scores_recover() {
         .all(|a| a.alert_type != AlertType::PerformanceIssue));
 }
 
+/// Performance alerts are kept between requests until a session is folded: one folded into
+/// the same tree is seen at once.
+#[test]
+fn performance_alerts_follow_each_session_folded_into_the_tree() {
+    let m = models(&history());
+    let performance = |m: &ReadModels| -> Vec<Option<String>> {
+        current_alerts(m, &[], 0.6, as_of())
+            .into_iter()
+            .filter(|a| a.alert_type == AlertType::PerformanceIssue)
+            .map(|a| a.operator_id)
+            .collect()
+    };
+    assert_eq!(performance(&m), [Some("op_b".to_owned())]);
+    assert_eq!(performance(&m), [Some("op_b".to_owned())]);
+    // op_b: (1.0 + 0.4) / 2 = 0.7.
+    let recovery = completed("s6", "op_b", "2026-11-10T11:50:00Z", 0.5, 1.0, true);
+    crate::runtime::fold_batch(
+        &crate::profiles::ProfilesProjector,
+        &m.profiles,
+        &[ats_ingest::StoredEvent::new(1_000, recovery)],
+    )
+    .unwrap();
+    assert_eq!(performance(&m), []);
+}
+
 #[test]
 fn acknowledged_alerts_are_not_active_and_filters_apply() {
     let m = models(&history());
@@ -112,6 +137,11 @@ fn acknowledged_alerts_are_not_active_and_filters_apply() {
     let open = active(&acks, alerts.clone(), None, None);
     assert_eq!(open.len(), 3);
     assert!(open.iter().all(|a| a.id != performance_id));
+    // The dashboard's summary is the same list, cut to its limit, with the counts.
+    let summary = active_summary(&m, &acks, &[], 0.6, as_of(), 2);
+    assert_eq!(summary, ActiveAlerts::of_sorted(&open, 2));
+    assert_eq!((summary.total, summary.critical_total), (3, 1));
+    assert_eq!(summary.most_urgent, open[..2]);
     let critical = active(&acks, alerts.clone(), Some(AlertPriority::Critical), None);
     assert_eq!(critical.len(), 1);
     assert!(active(&acks, alerts, None, Some("op_b")).is_empty());

@@ -642,7 +642,9 @@ static PAST_CACHE: Mutex<PastCache> = Mutex::new(PastCache {
     entries: Vec::new(),
 });
 
-fn same_tree(a: &sled::Tree, b: &sled::Tree) -> bool {
+/// Whether two handles are the same tree (not merely equal contents): what a cache of
+/// results computed from one tree checks before it answers for another.
+pub(crate) fn same_tree(a: &sled::Tree, b: &sled::Tree) -> bool {
     std::ptr::eq(&**a, &**b)
 }
 

@@ -8,7 +8,7 @@ use ats_events::{
 use super::*;
 use crate::activity::tests::{completed, fold_with, started, t};
 use crate::activity::ActivityProjector;
-use crate::alerts::AlertType;
+use crate::alerts::{AlertPriority, AlertType};
 use crate::costs::CostsProjector;
 use crate::profiles::ProfilesProjector;
 use crate::progress::ProgressProjector;
@@ -183,7 +183,7 @@ fn cost_trend_honours_period_days() {
 #[test]
 fn dashboard_holds_leaderboards_trends_and_alerts() {
     let m = models(&history());
-    let d = dashboard(&m, Vec::new(), as_of());
+    let d = dashboard(&m, ActiveAlerts::of_sorted([], DASHBOARD_ALERTS), as_of());
     let xp: Vec<(&str, Option<u64>, Option<u64>)> = d
         .xp_leaderboard
         .iter()
@@ -220,7 +220,11 @@ fn dashboard_carries_the_most_urgent_alerts_and_counts_them_all() {
         operator_id: None,
     };
     let active: Vec<Alert> = (0..60).map(alert).collect();
-    let d = dashboard(&models(&history()), active.clone(), as_of());
+    let d = dashboard(
+        &models(&history()),
+        ActiveAlerts::of_sorted(&active, DASHBOARD_ALERTS),
+        as_of(),
+    );
     assert_eq!(d.active_alerts, active[..DASHBOARD_ALERTS]);
     assert_eq!(d.active_alerts_total, 60);
     assert_eq!(d.critical_alerts, active[..DASHBOARD_ALERTS]);

@@ -5,7 +5,7 @@ use ats_events::{EventKind, Timestamp};
 use ats_projections::alerts::{self, Alert, AlertPriority};
 use ats_projections::dashboard::{self, DashboardData, HealthStats, ReadModels, Trends};
 use ats_projections::reports::{self, TeamPerformance};
-use ats_projections::runtime::ProjectorState;
+use ats_projections::runtime::{DeadLetter, ProjectorState};
 use ats_projections::{activity, costs, profiles, progress};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -61,13 +61,22 @@ pub(crate) fn read_models(state: &AppState) -> Result<ReadModels, ApiError> {
 
 /// Every alert whose condition holds as of `as_of` (acknowledged or not).
 fn current_alerts(state: &AppState, models: &ReadModels, as_of: Timestamp) -> Vec<Alert> {
-    let dead_letters: Vec<_> = state
+    alerts::current_alerts(
+        models,
+        &dead_letters(state),
+        state.performance_threshold,
+        as_of,
+    )
+}
+
+/// Every projector's dead letters.
+fn dead_letters(state: &AppState) -> Vec<DeadLetter> {
+    state
         .runtime
         .handles()
         .iter()
         .flat_map(|h| h.dead_letters())
-        .collect();
-    alerts::current_alerts(models, &dead_letters, state.performance_threshold, as_of)
+        .collect()
 }
 
 /// The unacknowledged alerts as of `as_of`, filtered.
@@ -100,7 +109,14 @@ pub async fn dashboard_data(
     read.settle(&state).await?;
     let as_of = read.as_of()?;
     let models = read_models(&state)?;
-    let alerts = active_alerts(&state, &models, as_of, None, None)?;
+    let alerts = alerts::active_summary(
+        &models,
+        &tree(&state, alerts::NAME)?,
+        &dead_letters(&state),
+        state.performance_threshold,
+        as_of,
+        dashboard::DASHBOARD_ALERTS,
+    );
     Ok(Json(dashboard::dashboard(&models, alerts, as_of)))
 }
 
@@ -367,7 +383,15 @@ pub async fn health(State(state): State<AppState>) -> Result<Json<AnalyticsHealt
         "degraded"
     };
     let models = read_models(&state)?;
-    let active = active_alerts(&state, &models, Timestamp::now(), None, None)?.len() as u64;
+    let active = alerts::active_summary(
+        &models,
+        &tree(&state, alerts::NAME)?,
+        &dead_letters(&state),
+        state.performance_threshold,
+        Timestamp::now(),
+        0,
+    )
+    .total;
     Ok(Json(AnalyticsHealth {
         status,
         components,

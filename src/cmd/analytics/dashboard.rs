@@ -57,8 +57,14 @@ async fn fetch(args: &Args, config: &Config) -> anyhow::Result<DashboardData> {
     };
     let acks = take(alerts::NAME)?;
     let threshold = config.analytics.alerts.performance_threshold;
-    let current = alerts::current_alerts(&models, &dead_letters, threshold, as_of);
-    let active = alerts::active(&acks, current, None, None);
+    let active = alerts::active_summary(
+        &models,
+        &acks,
+        &dead_letters,
+        threshold,
+        as_of,
+        dashboard::DASHBOARD_ALERTS,
+    );
     Ok(dashboard::dashboard(&models, active, as_of))
 }
 
