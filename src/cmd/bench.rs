@@ -56,7 +56,6 @@ pub enum Logs {
     Both,
 }
 
-/// A deterministic synthetic history of `n` events: sessions and LLM usage of
 /// The first instant of the synthetic history.
 const HISTORY_START: &str = "2026-08-01T00:00:00Z";
 /// How many days the synthetic history spans, whatever its length.
@@ -65,9 +64,10 @@ const HISTORY_DAYS: i64 = 90;
 /// windows (30-day breakdown, 7- and 30-day trends, today's summary) hold the history.
 const HISTORY_END: &str = "2026-10-30T00:00:00Z";
 
-/// `n / 400` operators over the 90 days from [`HISTORY_START`], evenly spaced in event order
-/// (so every day holds sessions and usage, and day buckets grow with the history as they
-/// would in production). `tag` prefixes event and session ids, so two histories with
+/// A deterministic synthetic history of `n` events: sessions and LLM usage of `n / 400`
+/// operators (at least 10) over the 90 days from [`HISTORY_START`], evenly spaced in event
+/// order (so every day holds sessions and usage, and day buckets grow with the history as
+/// they would in production). `tag` prefixes event and session ids, so two histories with
 /// different tags are different events.
 pub fn synthetic(n: usize, tag: &str) -> Vec<Envelope> {
     let operators = (n / 400).max(10);
