@@ -459,6 +459,18 @@ impl JetStreamLog {
         Ok(self.stream().await?.cached_info().state.last_sequence)
     }
 
+    /// The stream's last sequence, or `BeyondHead` when the stream does not reach `after`.
+    async fn reaching(&self, after: Position) -> Result<u64, LogError> {
+        let last = self.last_sequence().await?;
+        if sequence_of(after) > last {
+            return Err(LogError::BeyondHead {
+                position: after,
+                head: position(last, 0),
+            });
+        }
+        Ok(last)
+    }
+
     /// Publishes `events` as one record; returns their positions and whether the server
     /// dropped the record as a duplicate of one inside its window (then the positions are the
     /// original's, after checking that it holds the same content).
@@ -639,14 +651,8 @@ impl EventLog for JetStreamLog {
     }
 
     async fn read(&self, after: Position, max: usize) -> Result<Vec<StoredEvent>, LogError> {
-        let last = self.last_sequence().await?;
+        let last = self.reaching(after).await?;
         let mut sequence = sequence_of(after).max(1);
-        if sequence_of(after) > last {
-            return Err(LogError::BeyondHead {
-                position: after,
-                head: position(last, 0),
-            });
-        }
         let stream = self.stream().await?;
         let mut out = Vec::new();
         while out.len() < max && sequence <= last {
@@ -712,9 +718,9 @@ impl EventLog for JetStreamLog {
     /// consumer until it is close to the tail again. The tail itself, which has no index,
     /// always reads through its consumer.
     fn subscribe(self: Arc<Self>, after: Position, max_batch: usize) -> EventStream {
-        if self.index.is_none() {
+        let Some(index) = self.index.clone() else {
             return self.consumer_batches(after, max_batch);
-        }
+        };
         enum Mode {
             /// Check that the stream reaches `after` first (as the consumer does).
             Start,
@@ -723,67 +729,54 @@ impl EventLog for JetStreamLog {
         }
         Box::pin(futures_util::stream::unfold(
             (self, after, Mode::Start),
-            move |(log, mut after, mut mode)| async move {
-                loop {
-                    match &mut mode {
-                        Mode::Start => match log.last_sequence().await {
-                            Ok(last) if sequence_of(after) > last => {
-                                let err = LogError::BeyondHead {
-                                    position: after,
-                                    head: position(last, 0),
-                                };
-                                return Some((Err(err), (log, after, Mode::Start)));
-                            }
-                            Ok(_) => mode = Mode::Recent,
-                            Err(err) => {
-                                tokio::time::sleep(Duration::from_millis(200)).await;
-                                return Some((Err(err), (log, after, Mode::Start)));
-                            }
-                        },
-                        Mode::Recent => match log.recent.take(after, max_batch) {
-                            Take::Events(events) => {
-                                let batch = log.marked(events).await;
-                                if let Ok(events) = &batch {
-                                    after = events.last().map_or(after, |e| e.position);
+            move |(log, mut after, mut mode)| {
+                let index = index.clone();
+                async move {
+                    let batch = loop {
+                        match &mut mode {
+                            Mode::Start => match log.reaching(after).await {
+                                Ok(_) => mode = Mode::Recent,
+                                Err(err @ LogError::BeyondHead { .. }) => break Err(err),
+                                Err(err) => {
+                                    tokio::time::sleep(Duration::from_millis(200)).await;
+                                    break Err(err);
                                 }
-                                return Some((batch, (log, after, mode)));
-                            }
-                            Take::Behind => {
-                                mode =
-                                    Mode::Consumer(log.clone().consumer_batches(after, max_batch));
-                            }
-                            Take::CaughtUp => {
-                                let Some(index) = &log.index else { return None };
-                                if index.checkpoint() > after {
-                                    // Nothing kept yet, and the tail started beyond `after`.
+                            },
+                            Mode::Recent => match log.recent.take(after, max_batch) {
+                                Take::Events(events) => break log.marked(events).await,
+                                Take::Behind => {
                                     mode = Mode::Consumer(
                                         log.clone().consumer_batches(after, max_batch),
                                     );
-                                } else if !index
-                                    .wait_indexed(after + 1, Duration::from_secs(1))
-                                    .await
-                                {
-                                    // Quiet for a second: check that the stream still
-                                    // reaches `after` (it may have been recreated shorter),
-                                    // as a reader on its own consumer would find out.
-                                    mode = Mode::Start;
                                 }
-                                // (The tail shares a record before indexing it, so once
-                                // the index moves the record is kept.)
-                            }
-                        },
-                        Mode::Consumer(batches) => {
-                            if log.recent.close_enough(after) {
+                                // Nothing kept yet, and the tail started beyond `after`.
+                                Take::CaughtUp if index.checkpoint() > after => {
+                                    mode = Mode::Consumer(
+                                        log.clone().consumer_batches(after, max_batch),
+                                    );
+                                }
+                                // The tail shares a record before indexing it, so once the
+                                // index moves the record is kept. Quiet for a second: check
+                                // that the stream still reaches `after` (it may have been
+                                // recreated shorter), as a reader on its own consumer would
+                                // find out.
+                                Take::CaughtUp => {
+                                    if !index.wait_indexed(after + 1, Duration::from_secs(1)).await
+                                    {
+                                        mode = Mode::Start;
+                                    }
+                                }
+                            },
+                            Mode::Consumer(_) if log.recent.close_enough(after) => {
                                 mode = Mode::Recent;
-                                continue;
                             }
-                            let batch = batches.next().await?;
-                            if let Ok(events) = &batch {
-                                after = events.last().map_or(after, |e| e.position);
-                            }
-                            return Some((batch, (log, after, mode)));
+                            Mode::Consumer(batches) => break batches.next().await?,
                         }
+                    };
+                    if let Ok(events) = &batch {
+                        after = events.last().map_or(after, |e| e.position);
                     }
+                    Some((batch, (log, after, mode)))
                 }
             },
         ))
@@ -796,13 +789,7 @@ impl JetStreamLog {
         let start = sequence_of(after).max(1);
         let log = self.clone();
         let stream = futures_util::stream::once(async move {
-            let last = self.last_sequence().await?;
-            if sequence_of(after) > last {
-                return Err(LogError::BeyondHead {
-                    position: after,
-                    head: position(last, 0),
-                });
-            }
+            self.reaching(after).await?;
             let stream = self.stream().await?;
             let consumer = stream
                 .create_consumer(consumer::pull::OrderedConfig {
