@@ -436,7 +436,7 @@ fn urgency(a: &Alert, b: &Alert) -> std::cmp::Ordering {
 
 /// The unacknowledged alerts a summary shows: the `limit` most urgent of all and of the
 /// critical ones, with how many there are of each.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ActiveAlerts {
     /// The `limit` most urgent.
     pub most_urgent: Vec<Alert>,
@@ -451,12 +451,7 @@ pub struct ActiveAlerts {
 impl ActiveAlerts {
     /// Summarizes `active`, sorted most urgent first, copying only what it keeps.
     pub fn of_sorted<'a>(active: impl IntoIterator<Item = &'a Alert>, limit: usize) -> Self {
-        let mut summary = Self {
-            most_urgent: Vec::new(),
-            total: 0,
-            critical: Vec::new(),
-            critical_total: 0,
-        };
+        let mut summary = Self::default();
         for alert in active {
             summary.total += 1;
             if summary.most_urgent.len() < limit {

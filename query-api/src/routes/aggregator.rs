@@ -2,7 +2,7 @@
 //! performance, alerts and the health summary, computed from the read models at query time.
 
 use ats_events::{EventKind, Timestamp};
-use ats_projections::alerts::{self, Alert, AlertPriority};
+use ats_projections::alerts::{self, ActiveAlerts, Alert, AlertPriority};
 use ats_projections::dashboard::{self, DashboardData, HealthStats, ReadModels, Trends};
 use ats_projections::reports::{self, TeamPerformance};
 use ats_projections::runtime::{DeadLetter, ProjectorState};
@@ -79,6 +79,23 @@ fn dead_letters(state: &AppState) -> Vec<DeadLetter> {
         .collect()
 }
 
+/// The active alerts as of `as_of`, summarized with `limit` of each list.
+fn alert_summary(
+    state: &AppState,
+    models: &ReadModels,
+    as_of: Timestamp,
+    limit: usize,
+) -> Result<ActiveAlerts, ApiError> {
+    Ok(alerts::active_summary(
+        models,
+        &tree(state, alerts::NAME)?,
+        &dead_letters(state),
+        state.performance_threshold,
+        as_of,
+        limit,
+    ))
+}
+
 /// The unacknowledged alerts as of `as_of`, filtered.
 fn active_alerts(
     state: &AppState,
@@ -109,14 +126,7 @@ pub async fn dashboard_data(
     read.settle(&state).await?;
     let as_of = read.as_of()?;
     let models = read_models(&state)?;
-    let alerts = alerts::active_summary(
-        &models,
-        &tree(&state, alerts::NAME)?,
-        &dead_letters(&state),
-        state.performance_threshold,
-        as_of,
-        dashboard::DASHBOARD_ALERTS,
-    );
+    let alerts = alert_summary(&state, &models, as_of, dashboard::DASHBOARD_ALERTS)?;
     Ok(Json(dashboard::dashboard(&models, alerts, as_of)))
 }
 
@@ -383,15 +393,7 @@ pub async fn health(State(state): State<AppState>) -> Result<Json<AnalyticsHealt
         "degraded"
     };
     let models = read_models(&state)?;
-    let active = alerts::active_summary(
-        &models,
-        &tree(&state, alerts::NAME)?,
-        &dead_letters(&state),
-        state.performance_threshold,
-        Timestamp::now(),
-        0,
-    )
-    .total;
+    let active = alert_summary(&state, &models, Timestamp::now(), 0)?.total;
     Ok(Json(AnalyticsHealth {
         status,
         components,
