@@ -49,6 +49,15 @@ async fn read_all(log: &dyn EventLog) -> Vec<StoredEvent> {
     }
 }
 
+/// Takes batches from `stream` into `seen` until it holds `n` events (each batch within
+/// 10 s).
+async fn follow(stream: &mut ats_ingest::EventStream, seen: &mut Vec<StoredEvent>, n: usize) {
+    while seen.len() < n {
+        let next = tokio::time::timeout(Duration::from_secs(10), stream.next()).await;
+        seen.extend(next.expect("a batch within 10 s").unwrap().unwrap());
+    }
+}
+
 /// A backend under test: the log, and a way to restart what holds it.
 #[async_trait::async_trait]
 trait Harness: Send {
@@ -276,15 +285,9 @@ async fn subscribe_catches_up_then_tails(h: &mut dyn Harness) {
     log.append(batch("s", 5)).await.unwrap();
     let mut stream = log.clone().subscribe(0, 3);
     let mut seen = Vec::new();
-    while seen.len() < 5 {
-        let next = tokio::time::timeout(Duration::from_secs(10), stream.next()).await;
-        seen.extend(next.unwrap().unwrap().unwrap());
-    }
+    follow(&mut stream, &mut seen, 5).await;
     log.append(batch("t", 2)).await.unwrap();
-    while seen.len() < 7 {
-        let next = tokio::time::timeout(Duration::from_secs(10), stream.next()).await;
-        seen.extend(next.unwrap().unwrap().unwrap());
-    }
+    follow(&mut stream, &mut seen, 7).await;
     let expected: Vec<_> = batch("s", 5)
         .iter()
         .chain(&batch("t", 2))
@@ -440,9 +443,7 @@ async fn jetstream_marks_later_copies_of_an_id_the_same_on_every_node() {
         assert_eq!(marks(read_all(log.as_ref()).await), expected);
         let mut streamed = Vec::new();
         let mut batches = log.clone().subscribe(0, 1000);
-        while streamed.len() < expected.len() {
-            streamed.extend(batches.next().await.unwrap().unwrap());
-        }
+        follow(&mut batches, &mut streamed, expected.len()).await;
         assert_eq!(marks(streamed), expected);
     }
 }
@@ -470,10 +471,7 @@ async fn jetstream_live_readers_share_the_tails_consumer() {
         log.append(events).await.unwrap();
         for reader in &mut readers {
             let mut seen = Vec::new();
-            while seen.len() < 10 {
-                let next = tokio::time::timeout(Duration::from_secs(10), reader.next()).await;
-                seen.extend(next.unwrap().unwrap().unwrap());
-            }
+            follow(reader, &mut seen, 10).await;
             assert_eq!(ids(&seen), expected[round * 10..]);
         }
     }
@@ -491,10 +489,7 @@ async fn jetstream_live_readers_share_the_tails_consumer() {
     }
     let mut late = log.clone().subscribe(0, 1000);
     let mut seen = Vec::new();
-    while seen.len() < expected.len() {
-        let next = tokio::time::timeout(Duration::from_secs(10), late.next()).await;
-        seen.extend(next.unwrap().unwrap().unwrap());
-    }
+    follow(&mut late, &mut seen, expected.len()).await;
     assert_eq!(ids(&seen), expected);
     assert!(
         consumers().await >= 2,
@@ -504,9 +499,6 @@ async fn jetstream_live_readers_share_the_tails_consumer() {
     let events = batch("after", 3);
     expected.extend(events.iter().map(|e| e.id));
     log.append(events).await.unwrap();
-    while seen.len() < expected.len() {
-        let next = tokio::time::timeout(Duration::from_secs(10), late.next()).await;
-        seen.extend(next.unwrap().unwrap().unwrap());
-    }
+    follow(&mut late, &mut seen, expected.len()).await;
     assert_eq!(ids(&seen), expected);
 }

@@ -127,17 +127,22 @@ pub(crate) fn fold(events: &[Envelope]) -> sled::Tree {
     crate::activity::tests::fold_with(&CostsProjector, events)
 }
 
-/// The tree stores structs as MessagePack arrays (`Encoding::Positional`), and reads them
-/// back: a session's cost, its usage record and a day bucket.
-#[test]
-fn costs_values_are_stored_positionally() {
-    let tree = fold(&[usage(
+/// One gpt-4o call of 1,000 input and 500 output tokens ($0.0075 at the default price).
+fn one_gpt_4o_call() -> sled::Tree {
+    fold(&[usage(
         "u1",
         "2026-11-01T10:00:00Z",
         "openai/gpt-4o",
         1000,
         500,
-    )]);
+    )])
+}
+
+/// The tree stores structs as MessagePack arrays (`Encoding::Positional`), and reads them
+/// back: a session's cost, its usage record and a day bucket.
+#[test]
+fn costs_values_are_stored_positionally() {
+    let tree = one_gpt_4o_call();
     let is_array = |b: u8| (0x90..=0x9f).contains(&b) || b == 0xdc || b == 0xdd;
     let mut structs = 0;
     for prefix in [b"s/".as_slice(), b"u/", b"b/", b"t/"] {
@@ -158,13 +163,7 @@ fn costs_values_are_stored_positionally() {
 
 #[test]
 fn gpt_4o_usage_is_priced_from_the_default_table() {
-    let tree = fold(&[usage(
-        "u1",
-        "2026-11-01T10:00:00Z",
-        "openai/gpt-4o",
-        1000,
-        500,
-    )]);
+    let tree = one_gpt_4o_call();
     let records = usage_records(&tree);
     assert_eq!(records.len(), 1);
     close(records[0].cost, 0.0075);
