@@ -136,3 +136,45 @@ async fn kill_9_during_ingest_loses_and_doubles_nothing() {
         );
     }
 }
+
+/// A server started over read models of a projector it no longer runs (renamed when its fold
+/// changed) drops them, and keeps every running projector's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_drops_read_models_of_retired_projectors() {
+    use ats_projections::store::Store;
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &[]);
+    server.ready().await;
+    let (status, receipt) = server
+        .post_events(&serde_json::json!([session("op_1", 1, 0.8, &["recon"])]))
+        .await;
+    assert_eq!(status, 200, "{receipt}");
+    let at = common::last_position(&receipt);
+    server
+        .get_ok(&format!(
+            "/api/analytics/operator/op_1/performance?min_position={at}"
+        ))
+        .await;
+    server.stop();
+
+    let running: Vec<&str> = ats_projections::all_projectors()
+        .iter()
+        .map(|p| p.name())
+        .collect();
+    let path = dir.path().join("read-models");
+    let store = Store::open(&path).unwrap();
+    store.tree("costs_v0", 7).unwrap().insert("k", "v").unwrap();
+    store.set_active_generation("costs_v0", 7).unwrap();
+    drop(store);
+
+    server.restart();
+    server.ready().await;
+    server
+        .get_ok("/api/analytics/operator/op_1/performance")
+        .await;
+    server.stop();
+    let store = Store::open(&path).unwrap();
+    let left = store.retire_others(&running).unwrap();
+    assert!(left.is_empty(), "still stored: {left:?}");
+    assert_eq!(store.active_generation("costs_v0").unwrap(), 0);
+}

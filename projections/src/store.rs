@@ -236,6 +236,34 @@ impl Store {
             .map_err(|e| self.sled_err(e))
     }
 
+    /// Drops the trees of every projector not in `running`: read models of a projector
+    /// this version renamed (a changed fold gets a new name and builds from position 0), or
+    /// no longer has, which nothing would read again. Returns their names, in key order.
+    pub fn retire_others(&self, running: &[&str]) -> Result<Vec<String>, StoreError> {
+        let meta = self.db.open_tree("meta").map_err(|e| self.sled_err(e))?;
+        let mut retired = std::collections::BTreeSet::new();
+        for name in self.db.tree_names() {
+            let Some((projector, _generation)) = std::str::from_utf8(&name)
+                .ok()
+                .and_then(|n| n.strip_prefix("rm/"))
+                .and_then(|n| n.rsplit_once('/'))
+            else {
+                continue;
+            };
+            if running.contains(&projector) {
+                continue;
+            }
+            self.db.drop_tree(&name).map_err(|e| self.sled_err(e))?;
+            meta.remove(format!("active/{projector}"))
+                .map_err(|e| self.sled_err(e))?;
+            retired.insert(projector.to_owned());
+        }
+        if !retired.is_empty() {
+            self.flush()?;
+        }
+        Ok(retired.into_iter().collect())
+    }
+
     /// Flushes everything to disk (on shutdown).
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush().map(|_| ()).map_err(|e| self.sled_err(e))

@@ -239,3 +239,34 @@ fn a_store_in_use_is_not_moved_aside() {
     );
     assert_eq!(profiles::profile(&tree, "op_1").unwrap().total_sessions, 1);
 }
+
+/// Trees of a projector the running version does not have (renamed when its fold changed)
+/// are dropped with their active generation; every running projector's trees stay.
+#[test]
+fn trees_of_projectors_no_longer_running_are_retired() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("read-models");
+    store_with_op_9(&path);
+    let store = Store::open(&path).unwrap();
+    for generation in [3, 4] {
+        let old = store.tree("costs_v0", generation).unwrap();
+        old.insert("k", "v").unwrap();
+    }
+    store.set_active_generation("costs_v0", 4).unwrap();
+    store.tree("costs_v1", 0).unwrap().insert("k", "v").unwrap();
+
+    let retired = store.retire_others(&[profiles::NAME, "costs_v1"]).unwrap();
+    assert_eq!(retired, ["costs_v0"]);
+    let again = store.retire_others(&[profiles::NAME, "costs_v1"]).unwrap();
+    assert!(again.is_empty(), "{again:?}");
+    assert_eq!(store.active_generation("costs_v0").unwrap(), 0);
+    assert!(store.tree("costs_v0", 4).unwrap().is_empty());
+    assert_eq!(store.tree("costs_v1", 0).unwrap().len(), 1);
+    let profiles_tree = store.tree(profiles::NAME, 0).unwrap();
+    assert_eq!(
+        profiles::profile(&profiles_tree, "op_9")
+            .unwrap()
+            .total_sessions,
+        1
+    );
+}

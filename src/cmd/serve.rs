@@ -151,8 +151,19 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
     if args.demo {
         seed_demo(log.as_ref()).await?;
     }
-    let runtime = Runtime::start(store, log.clone(), ats_projections::all_projectors())
-        .context("cannot start the projectors")?;
+    let projectors = ats_projections::all_projectors();
+    let names: Vec<&str> = projectors.iter().map(|p| p.name()).collect();
+    let retired = store
+        .retire_others(&names)
+        .context("cannot drop the read models of retired projectors")?;
+    if !retired.is_empty() {
+        tracing::info!(
+            message = "Dropped the read models of projectors this version no longer runs.",
+            retired = %retired.join(", ")
+        );
+    }
+    let runtime =
+        Runtime::start(store, log.clone(), projectors).context("cannot start the projectors")?;
     let mut state = ats_query_api::AppState::new(log.clone(), runtime.clone());
     state.budget_thresholds = config.analytics.alerts.budget_thresholds.clone();
     state.performance_threshold = config.analytics.alerts.performance_threshold;
