@@ -1,4 +1,4 @@
-//! Properties of the `costs_v2` fold over generated histories: how the log is cut into
+//! Properties of the `costs_v3` fold over generated histories: how the log is cut into
 //! batches never shows in the tree (byte-identical entries, equal digests).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
@@ -192,7 +192,7 @@ fn event(index: usize, step: &Step) -> Envelope {
 
 fn tree() -> sled::Tree {
     let db = sled::Config::new().temporary(true).open().unwrap();
-    db.open_tree("costs_v2").unwrap()
+    db.open_tree("costs_v3").unwrap()
 }
 
 fn entries(tree: &sled::Tree) -> Vec<(Vec<u8>, Vec<u8>)> {

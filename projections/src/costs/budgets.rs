@@ -1,13 +1,13 @@
 //! Budgets and their alerts (DOMAIN.md §B4 with the fix of §A2.9).
 //!
 //! A budget is global, per profile or per session, optionally reset daily, weekly (Monday
-//! 00:00 UTC) or monthly. Spend in a period is read from the day buckets (all-time totals
-//! without a period). An alert is stored once per (scope, entity, threshold, period) when a
-//! fold finds spend at or above `threshold × amount`; raising a budget re-arms every
-//! threshold (a new `arm` number in the alert keys). Alerts are read-model rows: the fold
-//! fires no side effect.
+//! 00:00 UTC) or monthly. Spend in a period is read from the day buckets; all-time spend
+//! (no period) from the `t/` totals, or a session's own `s/` record. An alert is stored once
+//! per (scope, entity, threshold, period) when a fold finds spend at or above
+//! `threshold × amount`; raising a budget re-arms every threshold (a new `arm` number in the
+//! alert keys). Alerts are read-model rows: the fold fires no side effect.
 //!
-//! Tree layout (inside `costs_v2`):
+//! Tree layout (inside `costs_v3`):
 //! - `bu/<scope>\0<entity>` → [`Budget`] (entity empty for global)
 //! - `ba/<scope>\0<entity>\0<arm, BE>\0<period>\0<threshold bits, BE>` → [`BudgetAlert`]
 
@@ -16,7 +16,9 @@ use chrono::{Datelike, Duration, NaiveDate};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{bucket_key, decode, total_key, Dim, Usage, GLOBAL_KEY};
+use super::{
+    bucket_key, decode, read, session_key, total_key, Dim, SessionCost, Usage, GLOBAL_KEY,
+};
 use crate::runtime::ApplyError;
 use crate::view::View;
 
@@ -165,14 +167,43 @@ fn period_days(period: BudgetPeriod, at: Timestamp) -> Vec<String> {
         .collect()
 }
 
-/// Spend of a budget's entity in the period holding `at`, through `cost_at(key)` (the cost
-/// stored under a usage key, 0 when absent): a View during the fold, the tree in queries.
-fn spent(
+/// Where spend is read from: the fold's [`View`], or the tree in queries.
+pub(super) trait Spend {
+    /// The cost of the [`Usage`] aggregate at `key` (0 when absent).
+    fn usage_cost(&mut self, key: &[u8]) -> Result<f64, ApplyError>;
+    /// The all-time cost of a session (0 without usage).
+    fn session_cost(&mut self, session: &str) -> Result<f64, ApplyError>;
+}
+
+impl Spend for View<'_> {
+    fn usage_cost(&mut self, key: &[u8]) -> Result<f64, ApplyError> {
+        Ok(self.get::<Usage>(key)?.map_or(0.0, |u| u.cost))
+    }
+
+    fn session_cost(&mut self, session: &str) -> Result<f64, ApplyError> {
+        Ok(self
+            .get::<SessionCost>(&session_key(session))?
+            .map_or(0.0, |s| s.total.cost))
+    }
+}
+
+impl Spend for &sled::Tree {
+    fn usage_cost(&mut self, key: &[u8]) -> Result<f64, ApplyError> {
+        Ok(read::<Usage>(self, key).map_or(0.0, |u| u.cost))
+    }
+
+    fn session_cost(&mut self, session: &str) -> Result<f64, ApplyError> {
+        Ok(read::<SessionCost>(self, &session_key(session)).map_or(0.0, |s| s.total.cost))
+    }
+}
+
+/// Spend of a budget's entity in the period holding `at` (all time without a period).
+pub(super) fn spent(
     scope: BudgetScope,
     entity: &str,
     period: BudgetPeriod,
     at: Timestamp,
-    cost_at: &mut dyn FnMut(&[u8]) -> Result<f64, ApplyError>,
+    source: &mut impl Spend,
 ) -> Result<f64, ApplyError> {
     let dim = match scope {
         BudgetScope::Global => Dim::Day,
@@ -180,9 +211,11 @@ fn spent(
         BudgetScope::Session => Dim::Session,
     };
     if period == BudgetPeriod::None {
+        // A session's all-time total is its `s/` record; profiles and the whole keep `t/`.
         return match scope {
-            BudgetScope::Global => cost_at(GLOBAL_KEY),
-            _ => cost_at(&total_key(dim, entity)),
+            BudgetScope::Global => source.usage_cost(GLOBAL_KEY),
+            BudgetScope::Profile => source.usage_cost(&total_key(dim, entity)),
+            BudgetScope::Session => source.session_cost(entity),
         };
     }
     let mut total = 0.0;
@@ -192,15 +225,9 @@ fn spent(
         } else {
             entity
         };
-        total += cost_at(&bucket_key(dim, &day, value))?;
+        total += source.usage_cost(&bucket_key(dim, &day, value))?;
     }
     Ok(total)
-}
-
-fn view_cost<'v, 'a>(
-    view: &'v mut View<'a>,
-) -> impl FnMut(&[u8]) -> Result<f64, ApplyError> + use<'v, 'a> {
-    move |key| Ok(view.get::<Usage>(key)?.map_or(0.0, |u| u.cost))
 }
 
 /// Stores an alert for each threshold the budget at `key` has reached in the period of
@@ -210,13 +237,7 @@ fn check(view: &mut View<'_>, key: &[u8], at: Timestamp, event_id: &str) -> Resu
         return Ok(());
     };
     let entity = budget.entity_id.as_deref().unwrap_or("");
-    let spent = spent(
-        budget.scope,
-        entity,
-        budget.period,
-        at,
-        &mut view_cost(view),
-    )?;
+    let spent = spent(budget.scope, entity, budget.period, at, view)?;
     let period = period_key(budget.period, at);
     for &threshold in &budget.thresholds {
         if spent + TOLERANCE < threshold * budget.amount {
@@ -335,10 +356,7 @@ pub fn budgets(tree: &sled::Tree, as_of: Timestamp) -> Vec<BudgetStatus> {
 
 fn status(tree: &sled::Tree, budget: Budget, as_of: Timestamp) -> BudgetStatus {
     let entity = budget.entity_id.clone().unwrap_or_default();
-    let mut cost_at = |key: &[u8]| -> Result<f64, ApplyError> {
-        Ok(super::read::<Usage>(tree, key).map_or(0.0, |u| u.cost))
-    };
-    let spent = spent(budget.scope, &entity, budget.period, as_of, &mut cost_at).unwrap_or(0.0);
+    let spent = spent(budget.scope, &entity, budget.period, as_of, &mut { tree }).unwrap_or(0.0);
     let alerts = tree
         .scan_prefix(alerts_prefix(budget.scope, &entity))
         .values()

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::budgets;
-use super::{bucket_key, read, total_key, Dim, Usage, GLOBAL_KEY};
+use super::{bucket_key, read, Dim, Usage};
 use crate::analytics::mean;
 
 /// The 90th percentile of the standard normal: the two-sided 80 % interval.
@@ -154,11 +154,7 @@ pub fn forecast(
     let today = as_of.to_datetime().date_naive();
     let (start, end) = budgets::period_range(period, today);
     let spent_to_date = if period == BudgetPeriod::None {
-        let key = match scope {
-            BudgetScope::Global => GLOBAL_KEY.to_vec(),
-            _ => total_key(dim, entity_str),
-        };
-        read::<Usage>(tree, &key).map_or(0.0, |u| u.cost)
+        budgets::spent(scope, entity_str, period, as_of, &mut { tree }).unwrap_or(0.0)
     } else {
         let days = (today - start).num_days();
         (0..=days)

@@ -2,10 +2,11 @@
 //! breakdowns, budgets and the optimizer, folded from `ats.llm.usage`, `ats.model.priced`,
 //! `ats.budget.set` and the session events (for the session → scenario mapping).
 //!
-//! Tree layout (`costs_v2`):
+//! Tree layout (`costs_v3`):
 //! - `r/<provider/name>` → [`registry::PriceHistory`] (price points of `ats.model.priced`)
-//! - `t/<dim>\0<value>` → [`Usage`] all-time totals per model, profile and session;
-//!   `t/global\0` the grand total
+//! - `t/<dim>\0<value>` → [`Usage`] all-time totals per model and profile; `t/global\0` the
+//!   grand total (a session's all-time total is its `s/` record's `total`: one key less per
+//!   usage, since sessions are many and each batch touches most of its sessions' keys anew)
 //! - `b/<dim>\0<YYYY-MM-DD>\0<value>` → [`Usage`] UTC day buckets per dimension (`model`,
 //!   `profile`, `session`, `scenario`, `phase`, `task_type`, `time_period`); every windowed
 //!   question is a range scan over days, so its cost does not grow with the number of events
@@ -40,7 +41,7 @@ use crate::view::{Encoding, View};
 use registry::{price_at, price_usage, ModelInfo, PriceHistory};
 
 /// The projector's name (with its version).
-pub const NAME: &str = "costs_v2";
+pub const NAME: &str = "costs_v3";
 
 /// Scenario bucket values of usage whose scenario is not known yet start with this byte,
 /// followed by the session id; they move to the scenario when the session names it.
@@ -385,7 +386,7 @@ impl CostsProjector {
             view.entry(&bucket_key(dim, &day, value), Usage::default)?
                 .record(&record);
         }
-        for (dim, value) in &buckets[..3] {
+        for (dim, value) in &buckets[..2] {
             view.entry(&total_key(*dim, value), Usage::default)?
                 .record(&record);
         }
@@ -730,7 +731,7 @@ pub struct Statistics {
 /// Seed `get_statistics()`.
 pub fn statistics(tree: &sled::Tree) -> Statistics {
     let all: Usage = read(tree, GLOBAL_KEY).unwrap_or_default();
-    let count = |dim: Dim| tree.scan_prefix(dim_prefix(b"t/", dim)).count();
+    let count = |prefix: &[u8]| tree.scan_prefix(prefix).count();
     let per = |n: f64| {
         if all.requests == 0 {
             0.0
@@ -748,9 +749,9 @@ pub fn statistics(tree: &sled::Tree) -> Statistics {
             failed_requests: all.failed,
             unpriced_requests: all.unpriced_requests,
         },
-        active_sessions: count(Dim::Session),
-        active_profiles: count(Dim::Profile),
-        models_used: count(Dim::Model),
+        active_sessions: count(b"s/"),
+        active_profiles: count(&dim_prefix(b"t/", Dim::Profile)),
+        models_used: count(&dim_prefix(b"t/", Dim::Model)),
         total_usage_records: all.requests,
         average_cost_per_request: per(all.cost),
         success_rate: per(all.successful as f64),

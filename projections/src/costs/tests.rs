@@ -504,6 +504,45 @@ fn session_and_profile_budgets_with_one_id_alert_separately() {
     assert_eq!(alerts[0].period, "all");
 }
 
+/// A session's all-time spend is its `s/` record's total (the tree keeps no `t/` total per
+/// session): the budget's status, the forecast and the fold's alert all read it.
+#[test]
+fn a_session_budget_without_period_reads_the_sessions_own_total() {
+    use super::forecast::forecast;
+    let spend = |id: &str, at: &str, cost: f64| {
+        usage_with(id, at, "openai/gpt-4o", 0, 0, move |u| {
+            u.session_id = "s_9".into();
+            u.cost = Some(cost);
+        })
+    };
+    let tree = fold(&[
+        spend("u1", "2026-11-01T01:00:00Z", 0.5),
+        spend("u2", "2026-11-03T01:00:00Z", 0.25),
+        budget(
+            "b1",
+            "2026-11-03T02:00:00Z",
+            BudgetScope::Session,
+            Some("s_9"),
+            1.0,
+            BudgetPeriod::None,
+        ),
+        spend("u3", "2026-11-05T01:00:00Z", 0.2),
+    ]);
+    assert!(tree.scan_prefix(b"t/session").next().is_none());
+    let as_of = t("2026-11-06T00:00:00Z");
+    let status = &budgets::budgets(&tree, as_of)[0];
+    close(status.spent, 0.95);
+    let f = forecast(&tree, BudgetScope::Session, Some("s_9"), None, as_of);
+    assert_eq!(f.period, BudgetPeriod::None);
+    close(f.spent_to_date, 0.95);
+    // 0.75 fired when the budget was set ($0.75 spent), 0.9 with the third usage.
+    let alerts = budgets::alerts(&tree);
+    let fired: Vec<(f64, f64)> = alerts.iter().map(|a| (a.threshold, a.spent)).collect();
+    assert_eq!(fired.len(), 2, "{fired:?}");
+    close(fired[0].1, 0.75);
+    close(fired[1].1, 0.95);
+}
+
 #[test]
 fn a_budget_set_below_current_spend_alerts_at_once() {
     let tree = fold(&[
