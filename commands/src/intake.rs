@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use ats_events::cloudevents::{json_type, parse_cloud_event};
+use ats_events::cloudevents::{json_type, parse_cloud_event, parse_cloud_event_ref, CloudEventRef};
 use ats_events::{Envelope, EventKind, FieldError};
 use serde_json::Value;
 
@@ -72,17 +72,74 @@ impl IntakeError {
 /// prefixed with the index (`events[3].data.score`). A retry of the same event inside one batch
 /// is kept once; the same id with different content is rejected.
 pub fn parse_body(body: &[u8], limits: &Limits) -> Result<Vec<Envelope>, IntakeError> {
+    // Most bodies are valid: parse them straight into the payload types. A body that path
+    // does not accept is parsed again through a `Value`, whose errors are the ones clients
+    // get (and whose leniencies, a repeated key, stay as they were).
+    if let Some(events) = parse_borrowed(body, limits) {
+        return Ok(events);
+    }
     let value: Value =
         serde_json::from_slice(body).map_err(|e| IntakeError::Malformed(e.to_string()))?;
     parse_value(value, limits)
+}
+
+/// [`parse_body`] without a `Value`: the events borrowed from the body's text. `None` for
+/// anything it does not accept, including every body [`parse_value`] refuses.
+fn parse_borrowed(body: &[u8], limits: &Limits) -> Option<Vec<Envelope>> {
+    let text = std::str::from_utf8(body).ok()?;
+    if nesting_exceeds(text, limits.max_depth) {
+        return None;
+    }
+    let borrowed = |event| parse_cloud_event_ref(event).and_then(ingestible);
+    match text.trim_start().as_bytes().first()? {
+        b'[' => {
+            let items: Vec<CloudEventRef<'_>> = serde_json::from_str(text).ok()?;
+            parse_batch(items, limits, borrowed).ok()
+        }
+        b'{' => Some(vec![borrowed(serde_json::from_str(text).ok()?).ok()?]),
+        _ => None,
+    }
+}
+
+/// Whether arrays and objects nest deeper than `max` anywhere in `text` (brackets inside
+/// strings do not count); the same bound [`check_depth`] puts on a parsed value.
+fn nesting_exceeds(text: &str, max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &byte in text.as_bytes() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
 }
 
 /// [`parse_body`] for an already parsed JSON value.
 pub fn parse_value(value: Value, limits: &Limits) -> Result<Vec<Envelope>, IntakeError> {
     check_depth(&value, limits.max_depth)?;
     match value {
-        Value::Array(items) => parse_batch(items, limits),
-        Value::Object(_) => Ok(vec![parse_ingestible(value).map_err(IntakeError::Invalid)?]),
+        Value::Array(items) => parse_batch(items, limits, |item| {
+            parse_cloud_event(item).and_then(ingestible)
+        }),
+        Value::Object(_) => Ok(vec![parse_cloud_event(value)
+            .and_then(ingestible)
+            .map_err(IntakeError::Invalid)?]),
         other => Err(IntakeError::Invalid(FieldError::new(
             "",
             format!(
@@ -93,11 +150,10 @@ pub fn parse_value(value: Value, limits: &Limits) -> Result<Vec<Envelope>, Intak
     }
 }
 
-/// One CloudEvent a client may append. API keys are issued and revoked only through the admin
-/// API (which needs the `admin` scope): accepting their events here would let an `ingest` key
-/// mint itself an `admin` key.
-fn parse_ingestible(value: Value) -> Result<Envelope, FieldError> {
-    let event = parse_cloud_event(value)?;
+/// Refuses events a client may not append. API keys are issued and revoked only through the
+/// admin API (which needs the `admin` scope): accepting their events here would let an
+/// `ingest` key mint itself an `admin` key.
+fn ingestible(event: Envelope) -> Result<Envelope, FieldError> {
     if matches!(
         event.kind(),
         EventKind::ApiKeyIssued | EventKind::ApiKeyRevoked
@@ -113,7 +169,12 @@ fn parse_ingestible(value: Value) -> Result<Envelope, FieldError> {
     Ok(event)
 }
 
-fn parse_batch(items: Vec<Value>, limits: &Limits) -> Result<Vec<Envelope>, IntakeError> {
+/// A batch's events through `parse`, all or nothing.
+fn parse_batch<T>(
+    items: Vec<T>,
+    limits: &Limits,
+    parse: impl Fn(T) -> Result<Envelope, FieldError>,
+) -> Result<Vec<Envelope>, IntakeError> {
     if items.is_empty() {
         return Err(IntakeError::Empty);
     }
@@ -126,8 +187,8 @@ fn parse_batch(items: Vec<Value>, limits: &Limits) -> Result<Vec<Envelope>, Inta
     let mut events: Vec<Envelope> = Vec::with_capacity(items.len());
     let mut seen: HashMap<uuid::Uuid, (usize, u64)> = HashMap::with_capacity(items.len());
     for (index, item) in items.into_iter().enumerate() {
-        let event = parse_ingestible(item)
-            .map_err(|e| IntakeError::Invalid(e.within(&format!("events[{index}]"))))?;
+        let event =
+            parse(item).map_err(|e| IntakeError::Invalid(e.within(&format!("events[{index}]"))))?;
         let digest = event.content_digest();
         match seen.get(&event.id) {
             Some(&(_, first_digest)) if first_digest == digest => continue,
@@ -272,6 +333,110 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    /// The answer of the `Value` path alone: what `parse_body` answered before it had a
+    /// borrowed path.
+    fn through_value(body: &[u8], limits: &Limits) -> Result<Vec<Envelope>, IntakeError> {
+        let value: Value =
+            serde_json::from_slice(body).map_err(|e| IntakeError::Malformed(e.to_string()))?;
+        parse_value(value, limits)
+    }
+
+    #[test]
+    fn valid_bodies_take_the_borrowed_path() {
+        let limits = Limits::default();
+        let batch = json!([event("a", json!(0.5)), event("b", json!(1))]).to_string();
+        let single = event("c", json!(0.25)).to_string();
+        for body in [batch, single.clone()] {
+            let borrowed = parse_borrowed(body.as_bytes(), &limits);
+            assert!(borrowed.is_some(), "{body}");
+            assert_eq!(
+                borrowed.map(Ok),
+                Some(through_value(body.as_bytes(), &limits))
+            );
+        }
+        // A repeated key: the `Value` path keeps the last value, so the borrowed path leaves
+        // the body to it.
+        let repeated = single.replacen(
+            "\"source\":\"test\"",
+            "\"source\":\"x\",\"source\":\"test\"",
+            1,
+        );
+        assert!(parse_borrowed(repeated.as_bytes(), &limits).is_none());
+        assert_eq!(parse_body(repeated.as_bytes(), &limits).unwrap().len(), 1);
+    }
+
+    /// Any JSON value, its strings holding brackets, quotes and backslashes.
+    fn any_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<i32>().prop_map(Value::from),
+            "[\\[\\]{}\"\\\\a]{0,6}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(12, 64, 3, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+                proptest::collection::btree_map("[\\[{\"\\\\k]{0,3}", inner, 0..3)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// The byte scan bounds nesting exactly where the check of a parsed value does.
+        #[test]
+        fn nesting_scan_agrees_with_the_value_check(value in any_json(), max in 0usize..10) {
+            let text = value.to_string();
+            proptest::prop_assert_eq!(
+                nesting_exceeds(&text, max),
+                check_depth(&value, max).is_err(),
+                "{}", text
+            );
+        }
+
+        /// Whatever the body (valid events, a field replaced by any JSON, a repeated key,
+        /// nesting past the limit, cut short), `parse_body` answers what the `Value` path
+        /// alone answers: the same events or the same error.
+        #[test]
+        fn the_borrowed_path_never_changes_an_answer(
+            scores in proptest::collection::vec(0.0..=1.0f64, 1..4),
+            field in 0usize..9,
+            replacement in any_json(),
+            damage in 0usize..5,
+            max_depth in 2usize..8,
+        ) {
+            let limits = Limits { max_batch: 3, max_depth };
+            let mut events: Vec<Value> = scores
+                .iter()
+                .enumerate()
+                .map(|(i, s)| event(&format!("e{i}"), json!(s)))
+                .collect();
+            let keys = ["specversion", "id", "type", "source", "time", "subject", "data"];
+            match damage {
+                0 => {}
+                1 if field < keys.len() => { events[0][keys[field]] = replacement; }
+                1 => { events[0]["data"]["score"] = replacement; }
+                _ => {}
+            }
+            let mut body = if events.len() == 1 && field % 2 == 0 {
+                events[0].to_string()
+            } else {
+                Value::Array(events).to_string()
+            };
+            match damage {
+                2 => body = body.replacen("\"skill\":", "\"skill\":\"x\",\"skill\":", 1),
+                3 => body.truncate(body.len() * field / 9),
+                4 => body = body.replacen("\"data\":", &format!("\"extra\":{},\"data\":", "[".repeat(field) + &"]".repeat(field)), 1),
+                _ => {}
+            }
+            proptest::prop_assert_eq!(
+                parse_body(body.as_bytes(), &limits),
+                through_value(body.as_bytes(), &limits),
+                "{}", body
+            );
+        }
     }
 
     #[test]

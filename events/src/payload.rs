@@ -678,6 +678,11 @@ macro_rules! catalogue {
                 match kind { $(EventKind::$variant => parse_data::<$variant>(data).map(Payload::$variant)),* }
             }
 
+            /// [`Payload::from_json`] from the JSON text of `data`, with no `Value` between.
+            pub fn from_json_str(kind: EventKind, data: &str) -> Result<Self, FieldError> {
+                match kind { $(EventKind::$variant => parse_data_str::<$variant>(data).map(Payload::$variant)),* }
+            }
+
             /// The operator this event is about, if its kind has one.
             pub fn operator_id(&self) -> Option<&str> {
                 #[allow(unused_variables)] // kinds without an operator ignore their payload
@@ -734,25 +739,34 @@ catalogue! {
 }
 
 fn parse_data<T: DeserializeOwned>(data: serde_json::Value) -> Result<T, FieldError> {
-    serde_path_to_error::deserialize(data).map_err(|err| {
-        let path = err.path().to_string();
-        let inner = err.into_inner().to_string();
-        // serde reports a missing field at the parent's path; name the field itself.
-        if let Some(name) = inner
-            .strip_prefix("missing field `")
-            .and_then(|rest| rest.split('`').next())
-        {
-            let field = if path == "." {
-                name.to_owned()
-            } else {
-                format!("{path}.{name}")
-            };
-            return FieldError::new(field, "is required");
-        }
-        let path = if path == "." { String::new() } else { path };
-        let reason = inner.split(" at line ").next().unwrap_or(&inner).to_owned();
-        FieldError::new(path, reason)
-    })
+    serde_path_to_error::deserialize(data).map_err(data_error)
+}
+
+fn parse_data_str<T: DeserializeOwned>(data: &str) -> Result<T, FieldError> {
+    let mut json = serde_json::Deserializer::from_str(data);
+    let parsed = serde_path_to_error::deserialize(&mut json).map_err(data_error)?;
+    json.end().map_err(|e| FieldError::new("", e.to_string()))?;
+    Ok(parsed)
+}
+
+fn data_error(err: serde_path_to_error::Error<serde_json::Error>) -> FieldError {
+    let path = err.path().to_string();
+    let inner = err.into_inner().to_string();
+    // serde reports a missing field at the parent's path; name the field itself.
+    if let Some(name) = inner
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next())
+    {
+        let field = if path == "." {
+            name.to_owned()
+        } else {
+            format!("{path}.{name}")
+        };
+        return FieldError::new(field, "is required");
+    }
+    let path = if path == "." { String::new() } else { path };
+    let reason = inner.split(" at line ").next().unwrap_or(&inner).to_owned();
+    FieldError::new(path, reason)
 }
 
 impl Validate for OperatorRegistered {

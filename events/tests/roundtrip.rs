@@ -6,7 +6,9 @@
 // A test fails by panicking: `unwrap` is its assertion.
 #![allow(clippy::unwrap_used)]
 
-use ats_events::cloudevents::{parse_cloud_event, to_cloud_event};
+use ats_events::cloudevents::{
+    parse_cloud_event, parse_cloud_event_ref, to_cloud_event, CloudEventRef,
+};
 use ats_events::codec::{self, decode_record, encode_record};
 use ats_events::{
     Attributes, BudgetPeriod, BudgetScope, BudgetSet, Envelope, GoalCreated, LlmUsage,
@@ -385,6 +387,46 @@ proptest! {
             .map_err(|e| TestCaseError::fail(format!("{e} in {json}")))?;
         let unrecorded = Envelope { recorded_at: Timestamp::default(), ..event };
         prop_assert_eq!(parsed, unrecorded);
+    }
+
+    /// The borrowed parse (the intake's fast path) gives the envelope the `Value` parse gives.
+    #[test]
+    fn borrowed_parse_equals_the_value_parse(event in envelope()) {
+        let text = to_cloud_event(&event).to_string();
+        let borrowed: CloudEventRef<'_> = serde_json::from_str(&text)
+            .map_err(|e| TestCaseError::fail(format!("{e} in {text}")))?;
+        let parsed = parse_cloud_event(serde_json::from_str(&text).unwrap());
+        prop_assert_eq!(parse_cloud_event_ref(borrowed), parsed);
+    }
+
+    /// With one attribute or one `data` field replaced by any JSON value, or removed: whenever
+    /// the event still deserializes as a [`CloudEventRef`], both parses give the same envelope
+    /// or an error naming the same field (serde words some errors differently for text).
+    #[test]
+    fn borrowed_parse_agrees_on_damaged_events(
+        event in envelope(),
+        pick in any::<prop::sample::Index>(),
+        replacement in option::of(json()),
+    ) {
+        let mut json = to_cloud_event(&event);
+        let mut slots: Vec<(bool, String)> = json.as_object().unwrap().keys()
+            .map(|k| (false, k.clone())).collect();
+        slots.extend(json["data"].as_object().unwrap().keys().map(|k| (true, k.clone())));
+        let (in_data, key) = pick.get(&slots).clone();
+        let object = if in_data { &mut json["data"] } else { &mut json };
+        let object = object.as_object_mut().unwrap();
+        match replacement {
+            Some(value) => { object.insert(key, value); }
+            None => { object.remove(&key); }
+        }
+        let text = json.to_string();
+        if let Ok(borrowed) = serde_json::from_str::<CloudEventRef<'_>>(&text) {
+            match (parse_cloud_event_ref(borrowed), parse_cloud_event(serde_json::from_str(&text).unwrap())) {
+                (Ok(a), Ok(b)) => prop_assert_eq!(a, b, "{}", text),
+                (Err(a), Err(b)) => prop_assert_eq!(a.field, b.field, "{}", text),
+                (a, b) => prop_assert!(false, "{:?} but {:?}: {}", a, b, text),
+            }
+        }
     }
 
     /// Digests stored in id indexes stay valid: the digest is still SHA-256 of the envelope
