@@ -164,6 +164,10 @@ pub trait EventLog: Send + Sync + 'static {
     }
 
     /// Batches of events after `after`, catching up and then following the tail forever.
+    ///
+    /// After an `Err` item the stream may deliver nothing more (a JetStream consumer lost with
+    /// its server): a caller subscribes again from the last position it has, as the
+    /// projectors do.
     fn subscribe(self: Arc<Self>, after: Position, max_batch: usize) -> EventStream {
         Box::pin(futures_util::stream::unfold(
             (self, after),
