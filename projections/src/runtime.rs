@@ -618,13 +618,17 @@ async fn fold_blocking(
 /// Nice value of the fold threads (the request handlers keep the process's, normally 0).
 const FOLD_NICE: i32 = 10;
 
-/// Runs a fold on a thread of its own, at a lower CPU priority than the request handlers.
+/// Runs a fold on the fold threads (one per core), at a lower CPU priority than the request
+/// handlers.
 ///
 /// Folds and requests share the cores (two, on the machines we measure on): a fold is
 /// background work that may finish a few milliseconds later, a request is someone waiting.
-/// Under CFS a nice of 10 gives a fold about a tenth of a contended core and all of an idle
-/// one, so queries and appends run first and the folds use what is left. If the pool cannot
-/// start, folds run on the caller's blocking pool at normal priority.
+/// Under CFS a nice of 10 gives a fold thread about a tenth of a contended core and all of an
+/// idle one, so queries and appends run first and the folds use what is left. The weight is
+/// per thread, so the threads are bounded: seven projectors folding at once on seven threads
+/// weighed as much as one request handler (and held seven batches in memory); one thread per
+/// core still uses every idle core. If the pool cannot start, folds run on the caller's
+/// blocking pool at normal priority.
 fn spawn_fold<R: Send + 'static>(
     job: impl FnOnce() -> R + Send + 'static,
 ) -> tokio::task::JoinHandle<R> {
@@ -632,6 +636,9 @@ fn spawn_fold<R: Send + 'static>(
     let pool = POOL.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
+            .max_blocking_threads(
+                std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
+            )
             .thread_name("ats-fold")
             .on_thread_start(lower_priority)
             .build()
@@ -876,6 +883,34 @@ mod tests {
         let fold = spawn_fold(own).await.unwrap();
         assert_eq!(fold, FOLD_NICE);
         assert_eq!(own(), caller, "the caller's thread keeps its priority");
+    }
+
+    /// However many projectors fold at once, no more folds run together than there are cores.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn folds_run_on_at_most_one_thread_per_core() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let folds: Vec<_> = (0..cores + 6)
+            .map(|_| {
+                let (running, most) = (running.clone(), most.clone());
+                spawn_fold(move || {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(50));
+                    running.fetch_sub(1, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        for fold in folds {
+            fold.await.unwrap();
+        }
+        let most = most.load(Ordering::SeqCst);
+        assert!(
+            (1..=cores).contains(&most),
+            "{most} folds ran at once on {cores} cores"
+        );
     }
 
     #[test]
