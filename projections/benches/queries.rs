@@ -133,6 +133,69 @@ fn dashboard_whole_busy_day(bencher: Bencher) {
     });
 }
 
+/// The dashboard of "today" right after 100 more events of today (20 sessions, 80 usages of
+/// ten operators) are folded, as under live ingest: what a query costs when the fold has just
+/// changed what the caches were kept for. (Each sample folds its own batch first, outside
+/// the timing; the models grow by 100 events a sample.)
+#[divan::bench(sample_size = 1, sample_count = 200)]
+fn dashboard_whole_after_a_batch(bencher: Bencher) {
+    let (models, acks) = models();
+    let batch = std::sync::atomic::AtomicUsize::new(0);
+    bencher
+        .with_inputs(|| {
+            let events = live_batch(batch.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+            for (name, tree) in [
+                (profiles::NAME, &models.profiles),
+                (progress::NAME, &models.progress),
+                (costs::NAME, &models.costs),
+                (activity::NAME, &models.activity),
+            ] {
+                let projector = ats_projections::all_projectors()
+                    .into_iter()
+                    .find(|p| p.name() == name)
+                    .expect("a projector");
+                fold_batch(projector.as_ref(), tree, &events).expect("the batch applies");
+            }
+        })
+        .bench_values(|()| {
+            let active = alerts::active_summary(
+                models,
+                acks,
+                &[],
+                0.6,
+                busy_as_of(),
+                dashboard::DASHBOARD_ALERTS,
+            );
+            dashboard::dashboard(models, active, busy_as_of())
+        });
+}
+
+/// Batch `b` of live events on the history's last day, before [`busy_as_of`] (positions
+/// after the history).
+fn live_batch(b: usize) -> Vec<StoredEvent> {
+    (0..100)
+        .map(|k| {
+            let n = EVENTS + b * 100 + k;
+            let op = format!("op_{:03}", k % 10);
+            let cloud = if k % 5 == 0 {
+                json!({"specversion": "1.0", "id": format!("s-{n}"), "type": "ats.session.completed",
+                    "source": "bench", "time": "2026-11-28T21:00:00Z", "subject": op,
+                    "data": {"session_id": format!("s-{n}"), "operator_id": op, "scenario_id": "pentest_001",
+                             "start_time": "2026-11-28T20:00:00Z", "end_time": "2026-11-28T21:00:00Z",
+                             "duration_seconds": 3600, "success": true, "score": 0.7, "cost": 1.5,
+                             "skills_practiced": ["reconnaissance"],
+                             "objectives_completed": 3, "objectives_total": 5}})
+            } else {
+                json!({"specversion": "1.0", "id": format!("u-{n}"), "type": "ats.llm.usage",
+                    "source": "bench", "time": "2026-11-28T21:00:00Z", "subject": op,
+                    "data": {"model": "openai/gpt-4o", "profile_id": op, "session_id": format!("s-{}", n - n % 5),
+                             "task_type": "reconnaissance", "input_tokens": 1000, "output_tokens": 500}})
+            };
+            StoredEvent::new(n as u64 + 1, parse_cloud_event(cloud).expect("a valid event"))
+        })
+        .collect()
+}
+
 #[divan::bench]
 fn anomalies_today(bencher: Bencher) {
     let (models, _) = models();

@@ -60,9 +60,13 @@ pub enum Logs {
 const HISTORY_START: &str = "2026-08-01T00:00:00Z";
 /// How many days the synthetic history spans, whatever its length.
 const HISTORY_DAYS: i64 = 90;
-/// The end of the synthetic history: the latency queries are asked `as_of` it, so their
-/// windows (30-day breakdown, 7- and 30-day trends, today's summary) hold the history.
+/// The end of the synthetic history, and the start of "today": the day the paced ingest's
+/// events are dated on while the latency scenario runs, as live events would be.
 const HISTORY_END: &str = "2026-10-30T00:00:00Z";
+/// The latency queries are asked `as_of` the last second of "today", so their windows
+/// (30-day breakdown, 7- and 30-day trends, today's summary and anomalies) hold the history
+/// and the live events, and no live event is in their future.
+const QUERIES_AS_OF: &str = "2026-10-30T23:59:59Z";
 
 /// A deterministic synthetic history of `n` events: sessions and LLM usage of `n / 400`
 /// operators (at least 10) over the 90 days from [`HISTORY_START`], evenly spaced in event
@@ -70,9 +74,15 @@ const HISTORY_END: &str = "2026-10-30T00:00:00Z";
 /// they would in production). `tag` prefixes event and session ids, so two histories with
 /// different tags are different events.
 pub fn synthetic(n: usize, tag: &str) -> Vec<Envelope> {
-    let operators = (n / 400).max(10);
     let start = Timestamp::parse_rfc3339(HISTORY_START).unwrap_or_default();
-    let step = HISTORY_DAYS * 86_400 * Timestamp::MICROS_PER_SEC / n.max(1) as i64;
+    history(n, tag, start, HISTORY_DAYS * 86_400)
+}
+
+/// `n` events of the synthetic history's mix (a completed session, then four LLM usages of
+/// it), evenly spaced over `seconds` from `start`, of `n / 400` operators (at least 10).
+fn history(n: usize, tag: &str, start: Timestamp, seconds: i64) -> Vec<Envelope> {
+    let operators = (n / 400).max(10);
+    let step = seconds * Timestamp::MICROS_PER_SEC / n.max(1) as i64;
     let skills = [
         "reconnaissance",
         "exploitation",
@@ -520,19 +530,19 @@ async fn scenarios(
     let queries = [
         (
             "performance",
-            format!("/api/analytics/operator/{operator}/performance?as_of={HISTORY_END}"),
+            format!("/api/analytics/operator/{operator}/performance?as_of={QUERIES_AS_OF}"),
         ),
         (
             "leaderboard",
-            format!("/api/analytics/leaderboard?type=xp&limit=10&as_of={HISTORY_END}"),
+            format!("/api/analytics/leaderboard?type=xp&limit=10&as_of={QUERIES_AS_OF}"),
         ),
         (
             "cost_breakdown",
-            format!("/api/analytics/cost/breakdown?category=model_usage&time_range_days=30&as_of={HISTORY_END}"),
+            format!("/api/analytics/cost/breakdown?category=model_usage&time_range_days=30&as_of={QUERIES_AS_OF}"),
         ),
         (
             "dashboard",
-            format!("/api/analytics/dashboard?as_of={HISTORY_END}"),
+            format!("/api/analytics/dashboard?as_of={QUERIES_AS_OF}"),
         ),
     ];
     let mut latencies = Vec::new();
@@ -775,22 +785,24 @@ async fn nats_intake(
     .await
 }
 
-/// Posts single small batches at `rate` events/s until told to stop.
+/// Posts batches of 100 events of the history's mix (sessions and LLM usage of the first
+/// operators, the one the latency scenario asks about among them), dated on the day after the
+/// history ("today" for the queries), at `rate` events/s until told to stop.
 async fn paced_ingest(url: String, rate: f64, mut stop: tokio::sync::watch::Receiver<bool>) {
     let client = api_client();
     let batch = 100usize;
     let every = Duration::from_secs_f64(batch as f64 / rate.max(1.0));
     let mut tick = tokio::time::interval(every);
+    let today = Timestamp::parse_rfc3339(HISTORY_END).unwrap_or_default();
     let mut i = 0u64;
     loop {
         tokio::select! {
             _ = stop.changed() => return,
             _ = tick.tick() => {}
         }
-        let events: Vec<Value> = (0..batch)
-            .map(|k| json!({"specversion": "1.0", "id": format!("paced-{i}-{k}"), "type": "ats.skill.assessed",
-                "source": "bench", "time": "2026-11-01T00:00:00Z",
-                "data": {"operator_id": format!("op_{:05}", k % 50), "skill": "paced", "score": 0.5}}))
+        let events: Vec<Value> = history(batch, &format!("paced-{i}"), today, 86_400)
+            .iter()
+            .map(cloudevents::to_cloud_event)
             .collect();
         i += 1;
         let _ = client
@@ -1016,5 +1028,33 @@ mod tests {
                 .collect();
             assert_eq!(days.len(), HISTORY_DAYS as usize, "{n} events");
         }
+    }
+
+    /// The paced ingest's batches: the history's mix (one session, four usages of it), all on
+    /// the day after the history, before the queries' `as_of`; ids unique per tag.
+    #[test]
+    fn a_paced_batch_is_the_history_mix_on_the_queries_day() {
+        let day = Timestamp::parse_rfc3339(HISTORY_END).unwrap();
+        let end = Timestamp::parse_rfc3339(QUERIES_AS_OF).unwrap();
+        assert_eq!(
+            day.to_rfc3339()[..10],
+            end.to_rfc3339()[..10],
+            "the same day"
+        );
+        let batch = history(100, "paced-7", day, 86_400);
+        assert!(batch
+            .iter()
+            .all(|e| day <= e.occurred_at && e.occurred_at <= end));
+        let sessions = batch
+            .iter()
+            .filter(|e| matches!(e.payload, Payload::SessionCompleted(_)))
+            .count();
+        let usage = batch
+            .iter()
+            .filter(|e| matches!(e.payload, Payload::LlmUsage(_)))
+            .count();
+        assert_eq!((sessions, usage), (20, 80));
+        let other = history(100, "paced-8", day, 86_400);
+        assert!(batch.iter().zip(&other).all(|(a, b)| a.id != b.id));
     }
 }
