@@ -55,10 +55,7 @@ fn models() -> &'static (ReadModels, sled::Tree) {
             .open()
             .expect("a temporary sled database");
         let fold = |name: &str| {
-            let projector: Arc<dyn Projector> = ats_projections::all_projectors()
-                .into_iter()
-                .find(|p| p.name() == name)
-                .expect("a projector");
+            let projector = projector(name);
             let tree = db.open_tree(name).expect("a tree");
             for batch in events.chunks(1000) {
                 fold_batch(projector.as_ref(), &tree, batch).expect("the batch applies");
@@ -75,6 +72,23 @@ fn models() -> &'static (ReadModels, sled::Tree) {
             fold(alerts::NAME),
         )
     })
+}
+
+fn projector(name: &str) -> Arc<dyn Projector> {
+    ats_projections::all_projectors()
+        .into_iter()
+        .find(|p| p.name() == name)
+        .expect("a projector")
+}
+
+/// The whole dashboard as its endpoint builds it: the alert summary, then the rest.
+fn whole_dashboard(
+    models: &ReadModels,
+    acks: &sled::Tree,
+    as_of: Timestamp,
+) -> dashboard::DashboardData {
+    let active = alerts::active_summary(models, acks, &[], 0.6, as_of, dashboard::DASHBOARD_ALERTS);
+    dashboard::dashboard(models, active, as_of)
 }
 
 fn as_of() -> Timestamp {
@@ -110,27 +124,13 @@ fn current_alerts(bencher: Bencher) {
 #[divan::bench]
 fn dashboard_whole(bencher: Bencher) {
     let (models, acks) = models();
-    bencher.bench(|| {
-        let active =
-            alerts::active_summary(models, acks, &[], 0.6, as_of(), dashboard::DASHBOARD_ALERTS);
-        dashboard::dashboard(models, active, as_of())
-    });
+    bencher.bench(|| whole_dashboard(models, acks, as_of()));
 }
 
 #[divan::bench]
 fn dashboard_whole_busy_day(bencher: Bencher) {
     let (models, acks) = models();
-    bencher.bench(|| {
-        let active = alerts::active_summary(
-            models,
-            acks,
-            &[],
-            0.6,
-            busy_as_of(),
-            dashboard::DASHBOARD_ALERTS,
-        );
-        dashboard::dashboard(models, active, busy_as_of())
-    });
+    bencher.bench(|| whole_dashboard(models, acks, busy_as_of()));
 }
 
 /// The dashboard of "today" right after 100 more events of today (20 sessions, 80 usages of
@@ -150,24 +150,10 @@ fn dashboard_whole_after_a_batch(bencher: Bencher) {
                 (costs::NAME, &models.costs),
                 (activity::NAME, &models.activity),
             ] {
-                let projector = ats_projections::all_projectors()
-                    .into_iter()
-                    .find(|p| p.name() == name)
-                    .expect("a projector");
-                fold_batch(projector.as_ref(), tree, &events).expect("the batch applies");
+                fold_batch(projector(name).as_ref(), tree, &events).expect("the batch applies");
             }
         })
-        .bench_values(|()| {
-            let active = alerts::active_summary(
-                models,
-                acks,
-                &[],
-                0.6,
-                busy_as_of(),
-                dashboard::DASHBOARD_ALERTS,
-            );
-            dashboard::dashboard(models, active, busy_as_of())
-        });
+        .bench_values(|()| whole_dashboard(models, acks, busy_as_of()));
 }
 
 /// Batch `b` of live events on the history's last day, before [`busy_as_of`] (positions
