@@ -636,9 +636,7 @@ fn spawn_fold<R: Send + 'static>(
     let pool = POOL.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
-            .max_blocking_threads(
-                std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
-            )
+            .max_blocking_threads(fold_threads())
             .thread_name("ats-fold")
             .on_thread_start(lower_priority)
             .build()
@@ -649,6 +647,11 @@ fn spawn_fold<R: Send + 'static>(
         Some(pool) => pool.spawn_blocking(job),
         None => tokio::task::spawn_blocking(job),
     }
+}
+
+/// How many folds run at once: one per core.
+fn fold_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
 }
 
 fn lower_priority() {
@@ -889,6 +892,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn folds_run_on_at_most_one_thread_per_core() {
         use std::sync::atomic::{AtomicUsize, Ordering};
+        // Counted here, not through `fold_threads`: the test checks that bound.
         let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
         let running = Arc::new(AtomicUsize::new(0));
         let most = Arc::new(AtomicUsize::new(0));

@@ -16,6 +16,18 @@ const FORMAT_KEY: &[u8] = b"format";
 const FORMAT: &[u8] = b"ats-read-models/3";
 /// What every version of [`FORMAT`] starts with.
 const FORMAT_FAMILY: &[u8] = b"ats-read-models/";
+/// What the name of every read-model tree starts with: `rm/<projector>/<generation>`.
+const TREE_PREFIX: &str = "rm/";
+
+/// The name of `projector`'s tree at `generation`.
+fn tree_name(projector: &str, generation: u64) -> String {
+    format!("{TREE_PREFIX}{projector}/{generation}")
+}
+
+/// The `meta` key holding the generation of `projector` that queries read.
+fn active_key(projector: &str) -> String {
+    format!("active/{projector}")
+}
 
 /// Errors opening or using the store.
 #[derive(Debug, thiserror::Error)]
@@ -200,9 +212,8 @@ impl Store {
     /// The generation of `projector`'s tree that queries read (0 when never built).
     pub fn active_generation(&self, projector: &str) -> Result<u64, StoreError> {
         let meta = self.db.open_tree("meta").map_err(|e| self.sled_err(e))?;
-        let key = format!("active/{projector}");
         Ok(meta
-            .get(key)
+            .get(active_key(projector))
             .map_err(|e| self.sled_err(e))?
             .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
             .unwrap_or(0))
@@ -215,7 +226,7 @@ impl Store {
         generation: u64,
     ) -> Result<(), StoreError> {
         let meta = self.db.open_tree("meta").map_err(|e| self.sled_err(e))?;
-        meta.insert(format!("active/{projector}"), &generation.to_be_bytes())
+        meta.insert(active_key(projector), &generation.to_be_bytes())
             .map_err(|e| self.sled_err(e))?;
         self.db.flush().map_err(|e| self.sled_err(e))?;
         Ok(())
@@ -224,14 +235,14 @@ impl Store {
     /// The tree of `projector` at `generation`.
     pub fn tree(&self, projector: &str, generation: u64) -> Result<sled::Tree, StoreError> {
         self.db
-            .open_tree(format!("rm/{projector}/{generation}"))
+            .open_tree(tree_name(projector, generation))
             .map_err(|e| self.sled_err(e))
     }
 
     /// Deletes a tree no query reads any more.
     pub fn drop_tree(&self, projector: &str, generation: u64) -> Result<(), StoreError> {
         self.db
-            .drop_tree(format!("rm/{projector}/{generation}"))
+            .drop_tree(tree_name(projector, generation))
             .map(|_| ())
             .map_err(|e| self.sled_err(e))
     }
@@ -245,7 +256,7 @@ impl Store {
         for name in self.db.tree_names() {
             let Some((projector, _generation)) = std::str::from_utf8(&name)
                 .ok()
-                .and_then(|n| n.strip_prefix("rm/"))
+                .and_then(|n| n.strip_prefix(TREE_PREFIX))
                 .and_then(|n| n.rsplit_once('/'))
             else {
                 continue;
@@ -254,7 +265,7 @@ impl Store {
                 continue;
             }
             self.db.drop_tree(&name).map_err(|e| self.sled_err(e))?;
-            meta.remove(format!("active/{projector}"))
+            meta.remove(active_key(projector))
                 .map_err(|e| self.sled_err(e))?;
             retired.insert(projector.to_owned());
         }
