@@ -2,6 +2,7 @@
 //! each computed in-process from read models folded from a synthetic history of 250
 //! operators (100,000 events), without HTTP — what a query costs the CPU by itself.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use ats_events::cloudevents::parse_cloud_event;
@@ -139,11 +140,23 @@ fn dashboard_whole_busy_day(bencher: Bencher) {
 /// the timing; the models grow by 100 events a sample.)
 #[divan::bench(sample_size = 1, sample_count = 200)]
 fn dashboard_whole_after_a_batch(bencher: Bencher) {
+    dashboard_after_batches(bencher, "2026-11-28");
+}
+
+/// The same, the batch dated a week before "today" (late events, inside the anomaly
+/// detector's baseline days).
+#[divan::bench(sample_size = 1, sample_count = 200)]
+fn dashboard_whole_after_a_late_batch(bencher: Bencher) {
+    dashboard_after_batches(bencher, "2026-11-21");
+}
+
+/// Each sample folds a live batch dated `day` into the models, then builds the dashboard as
+/// of [`busy_as_of`] (only the dashboard is timed).
+fn dashboard_after_batches(bencher: Bencher, day: &str) {
     let (models, acks) = models();
-    let batch = std::sync::atomic::AtomicUsize::new(0);
     bencher
         .with_inputs(|| {
-            let events = live_batch(batch.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+            let events = live_batch(LIVE_BATCHES.fetch_add(1, Ordering::Relaxed), day);
             for (name, tree) in [
                 (profiles::NAME, &models.profiles),
                 (progress::NAME, &models.progress),
@@ -156,24 +169,27 @@ fn dashboard_whole_after_a_batch(bencher: Bencher) {
         .bench_values(|()| whole_dashboard(models, acks, busy_as_of()));
 }
 
-/// Batch `b` of live events on the history's last day, before [`busy_as_of`] (positions
-/// after the history).
-fn live_batch(b: usize) -> Vec<StoredEvent> {
+/// Live batches folded so far (each has its own positions and ids).
+static LIVE_BATCHES: AtomicUsize = AtomicUsize::new(0);
+
+/// Batch `b` of live events at 20:00–21:00 of `day` (positions after the history).
+fn live_batch(b: usize, day: &str) -> Vec<StoredEvent> {
     (0..100)
         .map(|k| {
             let n = EVENTS + b * 100 + k;
             let op = format!("op_{:03}", k % 10);
+            let (start, end) = (format!("{day}T20:00:00Z"), format!("{day}T21:00:00Z"));
             let cloud = if k % 5 == 0 {
                 json!({"specversion": "1.0", "id": format!("s-{n}"), "type": "ats.session.completed",
-                    "source": "bench", "time": "2026-11-28T21:00:00Z", "subject": op,
+                    "source": "bench", "time": end, "subject": op,
                     "data": {"session_id": format!("s-{n}"), "operator_id": op, "scenario_id": "pentest_001",
-                             "start_time": "2026-11-28T20:00:00Z", "end_time": "2026-11-28T21:00:00Z",
+                             "start_time": start, "end_time": end,
                              "duration_seconds": 3600, "success": true, "score": 0.7, "cost": 1.5,
                              "skills_practiced": ["reconnaissance"],
                              "objectives_completed": 3, "objectives_total": 5}})
             } else {
                 json!({"specversion": "1.0", "id": format!("u-{n}"), "type": "ats.llm.usage",
-                    "source": "bench", "time": "2026-11-28T21:00:00Z", "subject": op,
+                    "source": "bench", "time": end, "subject": op,
                     "data": {"model": "openai/gpt-4o", "profile_id": op, "session_id": format!("s-{}", n - n % 5),
                              "task_type": "reconnaissance", "input_tokens": 1000, "output_tokens": 500}})
             };

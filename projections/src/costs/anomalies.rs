@@ -617,18 +617,28 @@ fn stamp(tree: &sled::Tree, days: &[String]) -> Stamp {
         .collect()
 }
 
-/// Recent [`Past`]s of one costs tree.
+/// Recent [`Past`]s of one costs tree, with the series they were judged from.
 ///
 /// A request for "today" then reads the stamp (one bucket per day of the span) and today's
-/// buckets, instead of every series' 28-day baseline. The tree handle is held so that the
-/// identity check (`ptr::eq`) cannot be fooled by a freed tree's address being reused; only
-/// one tree's entries are kept, so a rebuilt generation or another store replaces them (and
-/// releases the previous tree).
+/// buckets, instead of every series' 28-day baseline. When usage lands in an earlier day (a
+/// late event), only the days whose stamp changed are read again, and the series updated in
+/// place. The tree handle is held so that the identity check (`ptr::eq`) cannot be fooled by
+/// a freed tree's address being reused; only one tree's entries are kept, so a rebuilt
+/// generation or another store replaces them (and releases the previous tree).
 struct PastCache {
     tree: Option<sled::Tree>,
-    /// (first and last day before the span's last, stamp, past), the most recently used
-    /// first.
-    entries: Vec<(Span, Stamp, Arc<Past>)>,
+    /// The most recently used first.
+    entries: Vec<Cached>,
+}
+
+/// What one span's [`Past`] was computed from, and the past.
+struct Cached {
+    span: Span,
+    /// The stamp of the span's days when `series` was read (read before the buckets).
+    stamp: Stamp,
+    /// The span's series, as [`series_of`] reads them.
+    series: Series,
+    past: Arc<Past>,
 }
 
 /// Spans cached per tree: the dashboard's day and a few windows of the anomalies endpoint.
@@ -649,46 +659,109 @@ pub(crate) fn same_tree(a: &sled::Tree, b: &sled::Tree) -> bool {
 }
 
 /// The [`Past`] of the span `before` (its days before the last) for `window` days, from the
-/// cache when no usage landed in those days since it was computed.
+/// cache when no usage landed in those days since it was computed; when some did, from the
+/// cached series with only those days read again.
 fn past(tree: &sled::Tree, before: &[String], window: usize) -> Arc<Past> {
     let span: Span = (
         before.first().cloned().unwrap_or_default(),
         before.last().cloned().unwrap_or_default(),
     );
-    // Read before the buckets: a batch landing in between then changes the stamp, so a Past
-    // holding some of its usage is never kept under a stamp that claims all of it.
+    // Read before the buckets: a batch landing in between then changes the stamp, so series
+    // holding some of its usage are never kept under a stamp that claims all of it.
     let stamp = stamp(tree, before);
     let lock = || {
         PAST_CACHE
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     };
-    {
+    let stale = {
         let mut cache = lock();
-        if cache.tree.as_ref().is_some_and(|t| same_tree(t, tree)) {
-            if let Some(at) = cache
-                .entries
-                .iter()
-                .position(|(key, s, _)| *key == span && *s == stamp)
-            {
+        if !cache.tree.as_ref().is_some_and(|t| same_tree(t, tree)) {
+            cache.tree = Some(tree.clone());
+            cache.entries.clear();
+        }
+        match cache.entries.iter().position(|c| c.span == span) {
+            Some(at) if cache.entries[at].stamp == stamp => {
                 let entry = cache.entries.remove(at);
-                let found = entry.2.clone();
+                let found = entry.past.clone();
                 cache.entries.insert(0, entry);
                 return found;
             }
+            // A span's older stamp is stale for good (stamps only grow): its series are
+            // updated outside the lock and the entry put back.
+            Some(at) => Some(cache.entries.remove(at)),
+            None => None,
+        }
+    };
+    let series = match stale {
+        Some(Cached {
+            stamp: old,
+            mut series,
+            ..
+        }) => {
+            for index in changed_days(&old, &stamp, before) {
+                update_day(&mut series, tree, before, index);
+            }
+            series
+        }
+        None => series_of(tree, before),
+    };
+    let computed = Arc::new(Past::new(&series, before, window));
+    let mut cache = lock();
+    if cache.tree.as_ref().is_some_and(|t| same_tree(t, tree)) {
+        cache.entries.retain(|c| c.span != span);
+        cache.entries.insert(
+            0,
+            Cached {
+                span,
+                stamp,
+                series,
+                past: computed.clone(),
+            },
+        );
+        cache.entries.truncate(CACHED_SPANS);
+    }
+    computed
+}
+
+/// Indices in `days` of the days whose requests differ between two stamps of them.
+fn changed_days(old: &Stamp, new: &Stamp, days: &[String]) -> Vec<usize> {
+    let old: BTreeMap<&str, u64> = old.iter().map(|(d, n)| (d.as_str(), *n)).collect();
+    let new: BTreeMap<&str, u64> = new.iter().map(|(d, n)| (d.as_str(), *n)).collect();
+    days.iter()
+        .enumerate()
+        .filter(|(_, day)| old.get(day.as_str()) != new.get(day.as_str()))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Reads day `index` of `days` again into `series` (as [`series_of`] would read it now): a
+/// series without a bucket that day spent 0 if it began earlier; a series may begin, or
+/// begin earlier, that day.
+fn update_day(series: &mut Series, tree: &sled::Tree, days: &[String], index: usize) {
+    let spend = spend_on(tree, &days[index]);
+    for ((_, values), mut today) in series.iter_mut().zip(spend) {
+        for (value, s) in values.iter_mut() {
+            s[index] = today.remove(value).unwrap_or(f64::NAN);
+            zero_fill(s);
+        }
+        for (value, cost) in today {
+            let mut s = vec![f64::NAN; days.len()];
+            s[index] = cost;
+            zero_fill(&mut s);
+            values.insert(value, s);
         }
     }
-    let computed = Arc::new(Past::new(&series_of(tree, before), before, window));
-    let mut cache = lock();
-    if !cache.tree.as_ref().is_some_and(|t| same_tree(t, tree)) {
-        cache.tree = Some(tree.clone());
-        cache.entries.clear();
+}
+
+/// NaN before a series began (its first day with spend), 0 on its later days without.
+fn zero_fill(s: &mut [f64]) {
+    let first = began(s);
+    for v in s.iter_mut().skip(first) {
+        if v.is_nan() {
+            *v = 0.0;
+        }
     }
-    // A span's older stamp is stale for good: stamps only grow.
-    cache.entries.retain(|(key, _, _)| *key != span);
-    cache.entries.insert(0, (span, stamp, computed.clone()));
-    cache.entries.truncate(CACHED_SPANS);
-    computed
 }
 
 /// §A3 robust detector: for each of the `window_days` days ending with `as_of`'s day, the
@@ -699,7 +772,8 @@ fn past(tree: &sled::Tree, before: &[String], window: usize) -> Arc<Past> {
 /// Everything but the last day's spend comes from a cache of what the earlier days give,
 /// valid while no usage lands in them (their `time_period` buckets count the same requests):
 /// once computed, a request reads one bucket per day of the span and one per series with
-/// spend on the last day. A late event, a new day or another window computes it again.
+/// spend on the last day. A late event reads again the days it landed in (their buckets of
+/// every series); a new day or another window computes it whole.
 pub fn detect(tree: &sled::Tree, window_days: u32, as_of: Timestamp) -> Vec<SpendAnomaly> {
     let window = window_days.max(1) as usize;
     let span = window + BASELINE_DAYS;

@@ -325,3 +325,56 @@ proptest! {
         }
     }
 }
+
+/// The series as bits, so that NaN (before a series began) compares equal to itself.
+fn bits(series: &Series) -> Vec<(&'static str, BTreeMap<String, Vec<u64>>)> {
+    series
+        .iter()
+        .map(|(dimension, values)| {
+            let values = values
+                .iter()
+                .map(|(value, s)| (value.clone(), s.iter().map(|v| v.to_bits()).collect()))
+                .collect();
+            (*dimension, values)
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Batches in any day order, new series and series beginning earlier included: the
+    /// series updated on the days whose stamp changed are the series read whole.
+    #[test]
+    fn reading_the_changed_days_again_gives_the_whole_read(
+        batches in prop::collection::vec(prop::collection::vec(a_use(), 1..20), 2..8),
+    ) {
+        let days: Vec<String> = (0..40)
+            .map(|day| crate::costs::day_of(t0().plus_seconds(day * 86_400)))
+            .collect();
+        let mut f = Folder::new();
+        let mut n = 0;
+        let mut fold = |f: &mut Folder, batch: &[Use]| {
+            let events: Vec<Envelope> = batch
+                .iter()
+                .map(|u| {
+                    n += 1;
+                    usage(n, u.day, MODELS[u.model], PROFILES[u.profile], TASKS[u.task], u.cost)
+                })
+                .collect();
+            f.fold(&events);
+        };
+        fold(&mut f, &batches[0]);
+        let mut known = stamp(&f.tree, &days);
+        let mut series = series_of(&f.tree, &days);
+        for batch in &batches[1..] {
+            fold(&mut f, batch);
+            let now = stamp(&f.tree, &days);
+            for index in changed_days(&known, &now, &days) {
+                update_day(&mut series, &f.tree, &days, index);
+            }
+            known = now;
+            prop_assert_eq!(bits(&series), bits(&series_of(&f.tree, &days)));
+        }
+    }
+}
