@@ -433,6 +433,29 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// A number the producer held lands with the same bits, whether written in Rust's
+        /// shortest form or with all 17 significant digits, on both parse paths.
+        #[test]
+        fn numbers_land_exactly_as_the_producer_held_them(score in 0.0..=1.0f64) {
+            for text in [format!("{score:?}"), format!("{score:.16e}")] {
+                let body = event("e", json!(0.5))
+                    .to_string()
+                    .replace("\"score\":0.5", &format!("\"score\":{text}"));
+                for parsed in [
+                    parse_body(body.as_bytes(), &Limits::default()),
+                    parse_through_value(body.as_bytes(), &Limits::default()),
+                ] {
+                    let events = parsed.map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+                    let ats_events::Payload::SkillAssessed(assessed) = &events[0].payload else {
+                        return Err(proptest::test_runner::TestCaseError::fail("not a skill assessment"));
+                    };
+                    proptest::prop_assert_eq!(assessed.score.to_bits(), score.to_bits(), "{}", text);
+                }
+            }
+        }
+    }
+
     #[test]
     fn limits_are_enforced() {
         let limits = Limits {
