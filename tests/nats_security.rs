@@ -157,6 +157,32 @@ async fn the_engine_uses_tls_and_credentials_and_says_why_it_cannot_connect_with
         ))
         .await;
     assert_eq!(perf["profile"]["total_sessions"], 1);
+
+    // The NATS intake is secured the same way.
+    let orchestrator = async_nats::ConnectOptions::new()
+        .add_root_certificates(ca.clone())
+        .require_tls(true)
+        .user_and_password("ats".into(), "s3cret".into())
+        .connect(format!("127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    let body =
+        serde_json::to_vec(&serde_json::json!([session("op_tls", 2, 0.6, &["recon"])])).unwrap();
+    let reply = tokio::time::timeout(
+        Duration::from_secs(10),
+        orchestrator.request("ats.intake.orchestrator", body.into()),
+    )
+    .await
+    .expect("the intake answers")
+    .unwrap();
+    let receipt: Value = serde_json::from_slice(&reply.payload).unwrap();
+    let position = receipt["positions"][0].as_u64().expect("a position");
+    let perf = server
+        .get_ok(&format!(
+            "/api/analytics/operator/op_tls/performance?min_position={position}"
+        ))
+        .await;
+    assert_eq!(perf["profile"]["total_sessions"], 2);
     drop(server);
 
     // Without the CA the server's certificate is not trusted.
