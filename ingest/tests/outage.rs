@@ -147,3 +147,42 @@ async fn a_reader_catching_up_survives_a_server_restart() {
         "caught up across a server restart ({errors} errors, each followed by a new subscription)"
     );
 }
+
+/// The id index's tail loses its consumer on the server (deleted by an operator, or lost
+/// with the server's state): the events appended after it are still indexed, so readers
+/// waiting on the index see them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_index_keeps_up_after_its_consumer_is_deleted() {
+    use futures_util::StreamExt;
+    let nats = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = JetStreamConfig::default();
+    let log = nats.log(config.clone(), dir.path()).await;
+    let first = log.append(vec![assessed(20_000)]).await.unwrap();
+    assert!(
+        log.wait_indexed(first.positions[0], Duration::from_secs(10))
+            .await
+    );
+
+    let admin = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let stream = admin.get_stream(&config.stream).await.unwrap();
+    let names: Vec<String> = stream
+        .consumer_names()
+        .map(|name| name.unwrap())
+        .collect()
+        .await;
+    assert!(!names.is_empty(), "the tail reads through a consumer");
+    for name in &names {
+        stream.delete_consumer(name).await.unwrap();
+    }
+
+    let later = log
+        .append((0..1000).map(|i| assessed(21_000 + i)).collect())
+        .await
+        .unwrap();
+    let last = *later.positions.last().unwrap();
+    assert!(
+        log.wait_indexed(last, Duration::from_secs(30)).await,
+        "the index stopped at its deleted consumer"
+    );
+}
