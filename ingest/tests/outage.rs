@@ -1,6 +1,7 @@
 //! The JetStream log while its nats-server is away: appends fail fast with
 //! `LogError::Unavailable` (never a hang, never a false success), `health()` says so, and
-//! both recover by themselves when the server is back on the same port and store.
+//! both recover by themselves when the server is back on the same port and store. Also what
+//! the server's state can do under the log: a consumer deleted, a stream created again.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking, with the reason
 
@@ -184,5 +185,62 @@ async fn the_index_keeps_up_after_its_consumer_is_deleted() {
     assert!(
         log.wait_indexed(last, Duration::from_secs(30)).await,
         "the index stopped at its deleted consumer"
+    );
+}
+
+/// A reader waiting at the tail of a stream that is deleted and created again, shorter,
+/// is told its position is beyond the end of the log (rather than waiting forever for
+/// positions the new stream will give to other events).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_at_the_tail_learns_the_stream_was_recreated_shorter() {
+    use futures_util::StreamExt;
+    use std::sync::Arc;
+    let nats = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = JetStreamConfig::default();
+    let log = Arc::new(nats.log(config.clone(), dir.path()).await);
+    let mut last = 0;
+    for batch in 0..3 {
+        let outcome = log
+            .append((0..10).map(|i| assessed(30_000 + batch * 10 + i)).collect())
+            .await
+            .unwrap();
+        last = *outcome.positions.last().unwrap();
+    }
+    assert!(log.wait_indexed(last, Duration::from_secs(10)).await);
+    let mut reader = log.clone().subscribe(last, 1000);
+    // The reader is waiting at the tail: nothing beyond `last` yet.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1500), reader.next())
+            .await
+            .is_err()
+    );
+
+    let admin = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let stream = admin.get_stream(&config.stream).await.unwrap();
+    let subjects = stream.cached_info().config.subjects.clone();
+    admin.delete_stream(&config.stream).await.unwrap();
+    admin
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: config.stream.clone(),
+            subjects,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    admin
+        .publish(format!("{}.other", config.subject_prefix), "x".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+
+    let answer = tokio::time::timeout(Duration::from_secs(30), reader.next())
+        .await
+        .expect("the reader answers within 30 s")
+        .expect("the reader's stream goes on");
+    assert!(
+        matches!(answer, Err(LogError::BeyondHead { position, .. }) if position == last),
+        "{answer:?}"
     );
 }
