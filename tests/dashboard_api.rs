@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{registered, session, Server};
+use common::{assert_refused, registered, session, Server};
 use serde_json::{json, Value};
 
 const AS_OF: &str = "2026-11-10T12:00:00Z";
@@ -183,8 +183,7 @@ async fn dashboard_trends_alerts_over_http() {
         .await;
     assert_eq!(grace["count"], 1);
     let (status, body) = server.get("/api/analytics/alerts?priority=urgent").await;
-    assert_eq!(status, 400);
-    assert!(body["message"].as_str().unwrap().starts_with("priority:"));
+    assert_refused(status, &body, 400, "priority:");
     let id = grace["alerts"][0]["id"].as_str().unwrap().to_owned();
     let (status, body) = server
         .post_json(

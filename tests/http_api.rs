@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{registered, session, Server};
+use common::{assert_refused, registered, session, Server};
 use serde_json::{json, Value};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -214,11 +214,7 @@ async fn bad_input_is_refused_and_nothing_is_appended() {
     let (status, answer) = server
         .get("/api/analytics/operator/op_9/performance?as_of=yesterday")
         .await;
-    assert_eq!(status, 400);
-    assert!(
-        answer["message"].as_str().unwrap().starts_with("as_of:"),
-        "{answer}"
-    );
+    assert_refused(status, &answer, 400, "as_of:");
     let (status, answer) = server
         .get("/api/analytics/operator/op_9/sessions?limit=-1")
         .await;

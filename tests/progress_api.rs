@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{session, Server};
+use common::{assert_refused, session, Server};
 use serde_json::{json, Value};
 
 fn event(id: &str, kind: &str, time: &str, subject: Option<&str>, data: Value) -> Value {
@@ -288,11 +288,7 @@ async fn progress_over_http() {
             &json!({"target_value": 5}),
         )
         .await;
-    assert_eq!(status, 422, "{err}");
-    assert!(
-        err["message"].as_str().unwrap().starts_with("name"),
-        "{err}"
-    );
+    assert_refused(status, &err, 422, "name");
     let (status, err) = server
         .post_json(
             "/api/analytics/operator/op_001/goals",
@@ -682,15 +678,7 @@ async fn custom_leaderboard_categories_are_fed_by_events() {
     let cli: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(cli["entries"][0]["operator_id"], "op_a");
     let (status, err) = server.get("/api/analytics/leaderboard?type=custom").await;
-    assert_eq!(status, 400);
-    assert!(
-        err["message"].as_str().unwrap().starts_with("category:"),
-        "{err}"
-    );
+    assert_refused(status, &err, 400, "category:");
     let (status, bad) = server.post_events(&scored("s6", "op_a", -1.0)).await;
-    assert_eq!(status, 422, "{bad}");
-    assert!(
-        bad["message"].as_str().unwrap().starts_with("data.score:"),
-        "{bad}"
-    );
+    assert_refused(status, &bad, 422, "data.score:");
 }

@@ -344,3 +344,15 @@ pub fn run_cli(args: &[&str], data: &Path) -> (bool, String, String) {
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
 }
+
+/// Asserts a refusal: `status` is `expected`, and the answer's message names the field
+/// first (`"as_of: …"`, `"events[3].data.score: …"`), as every 4xx of the API does.
+#[track_caller]
+pub fn assert_refused(status: u16, answer: &Value, expected: u16, field: &str) {
+    assert_eq!(status, expected, "{answer}");
+    let message = answer["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with(field),
+        "the message should start with {field:?}: {answer}"
+    );
+}
