@@ -105,7 +105,7 @@ async fn a_reader_catching_up_survives_a_server_restart() {
         let events = (0..1000)
             .map(|i| assessed(10_000 + batch * 1000 + i))
             .collect();
-        last = *log.append(events).await.unwrap().positions.last().unwrap();
+        last = log.append(events).await.unwrap().last_position();
     }
     let total = (BATCHES * 1000) as usize;
     // Positions are (record sequence, index in the record): wait for the last one itself.
@@ -180,7 +180,7 @@ async fn the_index_keeps_up_after_its_consumer_is_deleted() {
         .append((0..1000).map(|i| assessed(21_000 + i)).collect())
         .await
         .unwrap();
-    let last = *later.positions.last().unwrap();
+    let last = later.last_position();
     assert!(
         log.wait_indexed(last, Duration::from_secs(30)).await,
         "the index stopped at its deleted consumer"
@@ -204,7 +204,7 @@ async fn a_reader_at_the_tail_learns_the_stream_was_recreated_shorter() {
             .append((0..10).map(|i| assessed(30_000 + batch * 10 + i)).collect())
             .await
             .unwrap();
-        last = *outcome.positions.last().unwrap();
+        last = outcome.last_position();
     }
     assert!(log.wait_indexed(last, Duration::from_secs(10)).await);
     let mut reader = log.clone().subscribe(last, 1000);
