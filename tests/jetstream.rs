@@ -5,11 +5,9 @@
 
 mod common;
 
-use std::time::Duration;
-
 use ats_ingest::testkit::NatsServer;
-use common::{registered, session, Server};
-use serde_json::{json, Value};
+use common::{intake_request, registered, session, Server};
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_over_http_and_nats_intake_reach_the_read_models() {
@@ -28,15 +26,7 @@ async fn events_over_http_and_nats_intake_reach_the_read_models() {
 
     // The orchestrator publishes straight to the intake subject and asks for a receipt.
     let client = async_nats::connect(nats.url()).await.unwrap();
-    let body = serde_json::to_vec(&json!([session("op_js", 2, 0.9, &["recon"])])).unwrap();
-    let reply = tokio::time::timeout(
-        Duration::from_secs(10),
-        client.request("ats.intake.orchestrator", body.into()),
-    )
-    .await
-    .expect("intake answers")
-    .unwrap();
-    let receipt: Value = serde_json::from_slice(&reply.payload).unwrap();
+    let receipt = intake_request(&client, &json!([session("op_js", 2, 0.9, &["recon"])])).await;
     let position = receipt["positions"][0].as_u64().expect("a position");
     assert_eq!(receipt["duplicates"], json!([]));
 
@@ -60,14 +50,7 @@ async fn events_over_http_and_nats_intake_reach_the_read_models() {
     // Bad input on the intake subject gets a field-named error and appends nothing.
     let mut bad = session("op_js", 3, 0.5, &["recon"]);
     bad["data"]["score"] = json!(-1);
-    let reply = client
-        .request(
-            "ats.intake.orchestrator",
-            serde_json::to_vec(&bad).unwrap().into(),
-        )
-        .await
-        .unwrap();
-    let answer: Value = serde_json::from_slice(&reply.payload).unwrap();
+    let answer = intake_request(&client, &bad).await;
     assert_eq!(answer["error"], "invalid_event");
     assert!(
         answer["message"]
@@ -78,12 +61,7 @@ async fn events_over_http_and_nats_intake_reach_the_read_models() {
     );
 
     // A re-sent intake message is a duplicate, not a second session.
-    let body = serde_json::to_vec(&json!([session("op_js", 2, 0.9, &["recon"])])).unwrap();
-    let reply = client
-        .request("ats.intake.orchestrator", body.into())
-        .await
-        .unwrap();
-    let again: Value = serde_json::from_slice(&reply.payload).unwrap();
+    let again = intake_request(&client, &json!([session("op_js", 2, 0.9, &["recon"])])).await;
     assert_eq!(again["positions"][0].as_u64(), Some(position));
     assert_eq!(again["duplicates"].as_array().map(Vec::len), Some(1));
     // The same id with other content inside a new batch is a 409 naming the id, and nothing

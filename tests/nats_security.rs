@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ats_ingest::testkit::NatsServer;
-use common::{session, Server};
+use common::{intake_request, session, Server};
 use serde_json::Value;
 
 fn openssl(dir: &Path, args: &[&str]) {
@@ -166,16 +166,11 @@ async fn the_engine_uses_tls_and_credentials_and_says_why_it_cannot_connect_with
         .connect(format!("127.0.0.1:{port}"))
         .await
         .unwrap();
-    let body =
-        serde_json::to_vec(&serde_json::json!([session("op_tls", 2, 0.6, &["recon"])])).unwrap();
-    let reply = tokio::time::timeout(
-        Duration::from_secs(10),
-        orchestrator.request("ats.intake.orchestrator", body.into()),
+    let receipt = intake_request(
+        &orchestrator,
+        &serde_json::json!([session("op_tls", 2, 0.6, &["recon"])]),
     )
-    .await
-    .expect("the intake answers")
-    .unwrap();
-    let receipt: Value = serde_json::from_slice(&reply.payload).unwrap();
+    .await;
     let position = receipt["positions"][0].as_u64().expect("a position");
     let perf = server
         .get_ok(&format!(

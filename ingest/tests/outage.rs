@@ -164,8 +164,7 @@ async fn the_index_keeps_up_after_its_consumer_is_deleted() {
             .await
     );
 
-    let admin = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
-    let stream = admin.get_stream(&config.stream).await.unwrap();
+    let (_, stream) = administer(&nats, &config).await;
     let names: Vec<String> = stream
         .consumer_names()
         .map(|name| name.unwrap())
@@ -215,8 +214,7 @@ async fn a_reader_at_the_tail_learns_the_stream_was_recreated_shorter() {
             .is_err()
     );
 
-    let admin = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
-    let stream = admin.get_stream(&config.stream).await.unwrap();
+    let (admin, stream) = administer(&nats, &config).await;
     let subjects = stream.cached_info().config.subjects.clone();
     admin.delete_stream(&config.stream).await.unwrap();
     admin
@@ -242,4 +240,18 @@ async fn a_reader_at_the_tail_learns_the_stream_was_recreated_shorter() {
         matches!(answer, Err(LogError::BeyondHead { position, .. }) if position == last),
         "{answer:?}"
     );
+}
+
+/// What an operator administering the server holds: a JetStream context on a connection of
+/// its own, and the log's stream.
+async fn administer(
+    nats: &NatsServer,
+    config: &JetStreamConfig,
+) -> (
+    async_nats::jetstream::Context,
+    async_nats::jetstream::stream::Stream,
+) {
+    let admin = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let stream = admin.get_stream(&config.stream).await.unwrap();
+    (admin, stream)
 }

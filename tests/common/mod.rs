@@ -356,3 +356,17 @@ pub fn assert_refused(status: u16, answer: &Value, expected: u16, field: &str) {
         "the message should start with {field:?}: {answer}"
     );
 }
+
+/// Requests `body` on the NATS intake (`ats.intake.orchestrator`), as an orchestrator does,
+/// and returns the answer: the receipt, or `{"error", "message"}`.
+pub async fn intake_request(client: &async_nats::Client, body: &Value) -> Value {
+    let body = serde_json::to_vec(body).expect("a JSON body");
+    let reply = tokio::time::timeout(
+        Duration::from_secs(10),
+        client.request("ats.intake.orchestrator", body.into()),
+    )
+    .await
+    .expect("the intake answers within 10 s")
+    .expect("the intake answers");
+    serde_json::from_slice(&reply.payload).expect("a JSON answer")
+}

@@ -166,6 +166,8 @@ fn usage(n: usize, day: i64, model: &str, profile: &str, task: &str, cost: f64) 
 struct Folder {
     tree: sled::Tree,
     position: u64,
+    /// Uses folded by [`Folder::fold_uses`] so far (each gets its own event id).
+    uses: usize,
 }
 
 impl Folder {
@@ -174,6 +176,7 @@ impl Folder {
         Self {
             tree: db.open_tree(crate::costs::NAME).unwrap(),
             position: 0,
+            uses: 0,
         }
     }
 
@@ -186,6 +189,19 @@ impl Folder {
             })
             .collect();
         fold_batch(&CostsProjector, &self.tree, &stored).unwrap();
+    }
+
+    /// Folds `batch` as one batch of usage events.
+    fn fold_uses(&mut self, batch: &[Use]) {
+        let events: Vec<Envelope> = batch
+            .iter()
+            .map(|u| {
+                self.uses += 1;
+                let (model, profile, task) = (MODELS[u.model], PROFILES[u.profile], TASKS[u.task]);
+                usage(self.uses, u.day, model, profile, task, u.cost)
+            })
+            .collect();
+        self.fold(&events);
     }
 }
 
@@ -306,16 +322,8 @@ proptest! {
             .map(|(day, cost)| usage(10_000 + day, day as i64, MODELS[0], PROFILES[0], TASKS[0], *cost))
             .collect();
         f.fold(&regular);
-        let mut n = 0;
         for batch in &batches {
-            let events: Vec<Envelope> = batch
-                .iter()
-                .map(|u| {
-                    n += 1;
-                    usage(n, u.day, MODELS[u.model], PROFILES[u.profile], TASKS[u.task], u.cost)
-                })
-                .collect();
-            f.fold(&events);
+            f.fold_uses(batch);
             for (day, window) in &questions {
                 prop_assert_eq!(
                     detect(&f.tree, *window, as_of(*day)),
@@ -353,22 +361,11 @@ proptest! {
             .map(|day| crate::costs::day_of(t0().plus_seconds(day * 86_400)))
             .collect();
         let mut f = Folder::new();
-        let mut n = 0;
-        let mut fold = |f: &mut Folder, batch: &[Use]| {
-            let events: Vec<Envelope> = batch
-                .iter()
-                .map(|u| {
-                    n += 1;
-                    usage(n, u.day, MODELS[u.model], PROFILES[u.profile], TASKS[u.task], u.cost)
-                })
-                .collect();
-            f.fold(&events);
-        };
-        fold(&mut f, &batches[0]);
+        f.fold_uses(&batches[0]);
         let mut known = stamp(&f.tree, &days);
         let mut series = series_of(&f.tree, &days);
         for batch in &batches[1..] {
-            fold(&mut f, batch);
+            f.fold_uses(batch);
             let now = stamp(&f.tree, &days);
             for index in changed_days(&known, &now, &days) {
                 update_day(&mut series, &f.tree, &days, index);
