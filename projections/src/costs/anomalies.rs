@@ -293,15 +293,7 @@ fn daily(tree: &sled::Tree, dim: Dim, days: &[String]) -> BTreeMap<String, Vec<f
             *slot + usage.cost
         };
     }
-    // NaN marks days before a series began; later empty days are zero spend.
-    for series in out.values_mut() {
-        let first = series.iter().position(|v| !v.is_nan()).unwrap_or(0);
-        for v in series.iter_mut().skip(first) {
-            if v.is_nan() {
-                *v = 0.0;
-            }
-        }
-    }
+    out.values_mut().for_each(|s| zero_fill(s));
     out
 }
 
@@ -334,21 +326,15 @@ fn series_of(tree: &sled::Tree, days: &[String]) -> Series {
         .iter()
         .map(|(name, dim)| (*name, daily(tree, *dim, days)))
         .collect();
-    let total: Vec<f64> = {
-        let mut sum = vec![f64::NAN; span];
-        for values in series[0].1.values() {
-            for (i, v) in values.iter().enumerate() {
-                if !v.is_nan() {
-                    sum[i] = if sum[i].is_nan() { *v } else { sum[i] + v };
-                }
+    let mut total = vec![f64::NAN; span];
+    for values in series[0].1.values() {
+        for (i, v) in values.iter().enumerate() {
+            if !v.is_nan() {
+                total[i] = if total[i].is_nan() { *v } else { total[i] + v };
             }
         }
-        let first = sum.iter().position(|v| !v.is_nan()).unwrap_or(span);
-        sum.iter()
-            .enumerate()
-            .map(|(i, v)| if i >= first && v.is_nan() { 0.0 } else { *v })
-            .collect()
-    };
+    }
+    zero_fill(&mut total);
     series[0].1 = BTreeMap::from([(String::new(), total)]);
     series
 }
