@@ -13,16 +13,18 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ats_events::{codec, Envelope, EventId, Timestamp};
+use ats_events::{codec, Envelope, Timestamp};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::watch;
 
 use crate::log::{dedup_batch, AppendOutcome, EventLog, LogError, Position, StoredEvent};
 
+mod ids;
+pub use ids::STAGED_IDS;
+use ids::{StagedIds, IDS, META};
+
 /// Events by position (big-endian u64 keys keep log order).
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
-/// Event id → (position, content digest), for idempotent appends and conflict detection.
-const IDS: TableDefinition<u128, (u64, u64)> = TableDefinition::new("event_ids");
 
 /// The embedded, crash-safe event log.
 pub struct EmbeddedLog {
@@ -81,6 +83,13 @@ fn storage(err: impl std::fmt::Display) -> LogError {
 impl EmbeddedLog {
     /// Opens (or creates) the log file at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, LogError> {
+        Self::open_staging(path, STAGED_IDS)
+    }
+
+    /// Opens the log keeping up to about `staged_ids` of the newest event ids in memory
+    /// before they are merged into the on-disk id index ([`STAGED_IDS`] by default; tests
+    /// pass small numbers to merge often).
+    pub fn open_staging(path: impl AsRef<Path>, staged_ids: usize) -> Result<Self, LogError> {
         let path = path.as_ref();
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
@@ -95,6 +104,8 @@ impl EmbeddedLog {
         let tx = db.begin_write().map_err(storage)?;
         tx.open_table(EVENTS).map_err(storage)?;
         tx.open_table(IDS).map_err(storage)?;
+        tx.open_table(META).map_err(storage)?;
+        let staged = StagedIds::load(&tx, staged_ids)?;
         tx.commit().map_err(storage)?;
         let head = {
             let tx = db.begin_read().map_err(storage)?;
@@ -108,7 +119,7 @@ impl EmbeddedLog {
             .name("ats-log-writer".into())
             .spawn({
                 let db = db.clone();
-                move || Self::write_loop(&db, queue)
+                move || Self::write_loop(&db, staged, queue)
             })
             .map_err(|e| LogError::Storage(format!("cannot start the log writer: {e}")))?;
         Ok(Self {
@@ -123,7 +134,11 @@ impl EmbeddedLog {
 
     /// The writer thread: each turn commits every append waiting (up to [`GROUP_EVENTS`]) in
     /// one transaction, then answers each caller. Ends when the log is dropped.
-    fn write_loop(db: &Database, mut queue: tokio::sync::mpsc::Receiver<AppendRequest>) {
+    fn write_loop(
+        db: &Database,
+        mut staged: StagedIds,
+        mut queue: tokio::sync::mpsc::Receiver<AppendRequest>,
+    ) {
         while let Some(first) = queue.blocking_recv() {
             let mut events = first.events.len();
             let mut group = vec![first];
@@ -140,7 +155,11 @@ impl EmbeddedLog {
                 .iter_mut()
                 .map(|r| std::mem::take(&mut r.events))
                 .collect();
-            for (request, result) in group.into_iter().zip(Self::append_group(db, batches)) {
+            for (request, result) in
+                group
+                    .into_iter()
+                    .zip(Self::append_group(db, &mut staged, batches))
+            {
                 // A caller that stopped waiting still had its events committed, as before.
                 let _ = request.reply.send(result);
             }
@@ -151,6 +170,7 @@ impl EmbeddedLog {
     /// refused batch (a conflict) writes nothing; a storage failure fails them all.
     fn append_group(
         db: &Database,
+        staged: &mut StagedIds,
         batches: Vec<Vec<Envelope>>,
     ) -> Vec<Result<AppendOutcome, LogError>> {
         let count = batches.len();
@@ -159,7 +179,9 @@ impl EmbeddedLog {
             let recorded_at = Timestamp::now();
             let tx = db.begin_write().map_err(storage)?;
             let mut outcomes = Vec::with_capacity(count);
-            {
+            // The group's new ids: staged only once the transaction committed.
+            let mut added = std::collections::HashMap::new();
+            let (step, head) = {
                 let mut ids = tx.open_table(IDS).map_err(storage)?;
                 let mut table = tx.open_table(EVENTS).map_err(storage)?;
                 let mut next = table.last().map_err(storage)?.map_or(0, |(k, _)| k.value()) + 1;
@@ -178,10 +200,11 @@ impl EmbeddedLog {
                     let mut found = Vec::with_capacity(batch.unique.len());
                     let mut conflict = None;
                     for (event, digest) in &batch.unique {
-                        let existing = ids
-                            .get(event.id.as_u128())
-                            .map_err(storage)?
-                            .map(|v| v.value());
+                        let id = event.id.as_u128();
+                        let existing = match added.get(&id) {
+                            Some(entry) => Some(*entry),
+                            None => staged.get(&ids, id)?,
+                        };
                         match existing {
                             Some((_, stored)) if stored != *digest => {
                                 conflict = Some(event.id);
@@ -206,8 +229,7 @@ impl EmbeddedLog {
                         buf.clear();
                         codec::encode_into(&event, &mut buf).map_err(storage)?;
                         table.insert(next, buf.as_slice()).map_err(storage)?;
-                        ids.insert(event.id.as_u128(), (next, digest))
-                            .map_err(storage)?;
+                        added.insert(event.id.as_u128(), (next, digest));
                         positions.push(next);
                         next += 1;
                     }
@@ -216,8 +238,10 @@ impl EmbeddedLog {
                         duplicates,
                     }));
                 }
-            }
+                (staged.merge_step(&mut ids, &tx)?, next - 1)
+            };
             tx.commit().map_err(storage)?;
+            staged.committed(added, step, head);
             Ok::<_, LogError>(outcomes)
         })();
         match result {
@@ -258,14 +282,6 @@ impl EmbeddedLog {
             .iter()
             .find(|b| b.after == after && b.max == max)
             .map(|b| b.events.clone())
-    }
-
-    /// The position of an event id, if the log holds it.
-    pub fn position_of(&self, id: EventId) -> Result<Option<Position>, LogError> {
-        let tx = self.db.begin_read().map_err(storage)?;
-        let ids = tx.open_table(IDS).map_err(storage)?;
-        let found = ids.get(id.as_u128()).map_err(storage)?;
-        Ok(found.map(|v| v.value().0))
     }
 }
 

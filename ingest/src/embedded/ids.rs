@@ -1,0 +1,168 @@
+//! The embedded log's id index: event id → (position, content digest).
+//!
+//! Ids are random (UUIDs), so inserting each one into the on-disk B-tree as it is appended
+//! dirties one random leaf page per event. Once the table outgrew redb's cache, every group
+//! commit read and rewrote thousands of 4 KiB pages (a profile of 1M events over HTTP: the
+//! log writer spent half its time in the kernel doing that). So the newest ids are kept in
+//! memory ("staged") and merged into the table in key order, a slice of the key space per
+//! commit: a merge dirties each leaf once for many ids, and no commit dirties more than a
+//! slice's leaves.
+//!
+//! Nothing is lost with the memory: the table holds the id of every event up to
+//! `merged_through` (a key written in the transaction that completes a merge), and at open
+//! the ids of the events after it are read back from the log's own `events` table. Every
+//! change here is part of the group's transaction, and the in-memory state changes only
+//! after that transaction committed, so a crash at any point reopens to the same answers.
+
+use std::collections::{BTreeMap, HashMap};
+
+use ats_events::codec;
+use redb::{ReadableTable, Table, TableDefinition};
+
+use super::{storage, EVENTS};
+use crate::log::{LogError, Position};
+
+/// Event id → (position, content digest), for idempotent appends and conflict detection.
+pub(super) const IDS: TableDefinition<u128, (u64, u64)> = TableDefinition::new("event_ids");
+/// `merged_through`: every event up to this position has its id in [`IDS`].
+pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("event_ids_meta");
+const MERGED_THROUGH: &str = "merged_through";
+
+/// Ids staged before they are merged, by default: ~4 MiB of memory; a merge of this many
+/// ids into the index of 1M events rewrites each of its leaves about once.
+pub const STAGED_IDS: usize = 64 * 1024;
+/// A merge is spread over this many commits (slices of the key space), so that one commit
+/// dirties at most this fraction of the index's leaves.
+const MERGE_STEPS: usize = 8;
+
+/// What an id maps to: (position, content digest).
+pub(super) type Entry = (Position, u64);
+
+/// The index's in-memory part, owned by the writer thread.
+pub(super) struct StagedIds {
+    /// Ids of the events after `frozen_through`.
+    active: BTreeMap<u128, Entry>,
+    /// Ids of the events in (`merged_through`, `frozen_through`], sorted by id, being merged.
+    frozen: Vec<(u128, Entry)>,
+    /// How many of `frozen` the table holds.
+    merged: usize,
+    frozen_through: Position,
+    /// Staged ids that start a merge.
+    limit: usize,
+}
+
+/// A merge step written into a transaction, applied to [`StagedIds`] once it committed.
+pub(super) struct MergeStep {
+    merged: usize,
+}
+
+impl StagedIds {
+    /// Reads `merged_through` (written as the head for a file indexed before staging
+    /// existed) and stages the ids of the events after it.
+    pub(super) fn load(tx: &redb::WriteTransaction, limit: usize) -> Result<Self, LogError> {
+        let events = tx.open_table(EVENTS).map_err(storage)?;
+        let head = events
+            .last()
+            .map_err(storage)?
+            .map_or(0, |(k, _)| k.value());
+        let mut meta = tx.open_table(META).map_err(storage)?;
+        let stored = meta
+            .get(MERGED_THROUGH)
+            .map_err(storage)?
+            .map(|v| v.value());
+        let merged_through = match stored {
+            Some(position) => position,
+            None => {
+                meta.insert(MERGED_THROUGH, head).map_err(storage)?;
+                head
+            }
+        };
+        let mut active = BTreeMap::new();
+        for entry in events
+            .range(merged_through.saturating_add(1)..)
+            .map_err(storage)?
+        {
+            let (key, value) = entry.map_err(storage)?;
+            // The log encoded these bytes itself, so they decode; if a codec bug ever said
+            // otherwise, refusing to open would lose nothing and hide nothing.
+            let event = codec::decode(value.value()).map_err(|e| {
+                LogError::Storage(format!("event {} does not decode: {e}", key.value()))
+            })?;
+            active.insert(event.id.as_u128(), (key.value(), event.content_digest()));
+        }
+        let mut staged = Self {
+            active,
+            frozen: Vec::new(),
+            merged: 0,
+            frozen_through: merged_through,
+            limit: limit.max(1),
+        };
+        staged.freeze_if_full(head);
+        Ok(staged)
+    }
+
+    /// The id's entry: staged, else in the table.
+    pub(super) fn get(
+        &self,
+        table: &Table<u128, (u64, u64)>,
+        id: u128,
+    ) -> Result<Option<Entry>, LogError> {
+        if let Some(entry) = self.active.get(&id) {
+            return Ok(Some(*entry));
+        }
+        if let Ok(i) = self.frozen.binary_search_by_key(&id, |(k, _)| *k) {
+            return Ok(Some(self.frozen[i].1));
+        }
+        Ok(table.get(id).map_err(storage)?.map(|v| v.value()))
+    }
+
+    /// Writes the next slice of the merge in progress into `tx`'s tables (and
+    /// `merged_through` with the last one).
+    pub(super) fn merge_step(
+        &self,
+        table: &mut Table<u128, (u64, u64)>,
+        tx: &redb::WriteTransaction,
+    ) -> Result<Option<MergeStep>, LogError> {
+        if self.frozen.is_empty() {
+            return Ok(None);
+        }
+        let end = (self.merged + self.frozen.len().div_ceil(MERGE_STEPS)).min(self.frozen.len());
+        for (id, entry) in &self.frozen[self.merged..end] {
+            table.insert(id, entry).map_err(storage)?;
+        }
+        if end == self.frozen.len() {
+            let mut meta = tx.open_table(META).map_err(storage)?;
+            meta.insert(MERGED_THROUGH, self.frozen_through)
+                .map_err(storage)?;
+        }
+        Ok(Some(MergeStep { merged: end }))
+    }
+
+    /// After the transaction committed: its new ids (`added`, of events up to `head`) and
+    /// merge step take effect.
+    pub(super) fn committed(
+        &mut self,
+        added: HashMap<u128, Entry>,
+        step: Option<MergeStep>,
+        head: Position,
+    ) {
+        self.active.extend(added);
+        if let Some(step) = step {
+            self.merged = step.merged;
+            if self.merged == self.frozen.len() {
+                self.frozen = Vec::new();
+                self.merged = 0;
+            }
+        }
+        self.freeze_if_full(head);
+    }
+
+    /// Starts a merge of the active ids once there are enough (and no merge is running).
+    fn freeze_if_full(&mut self, head: Position) {
+        if self.frozen.is_empty() && self.active.len() >= self.limit {
+            self.frozen = std::mem::take(&mut self.active).into_iter().collect();
+            self.frozen_through = head;
+            self.merged = 0;
+        }
+    }
+}
