@@ -17,7 +17,9 @@ use ats_events::{codec, Envelope, Timestamp};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::watch;
 
-use crate::log::{dedup_batch, AppendOutcome, EventLog, LogError, Position, StoredEvent};
+use crate::log::{
+    dedup_batch, AppendOutcome, EventLog, LogError, Position, StoredEvent, UniqueBatch,
+};
 
 mod ids;
 pub use ids::STAGED_IDS;
@@ -48,7 +50,9 @@ pub struct EmbeddedLog {
 
 /// One caller's append, waiting for the writer thread.
 struct AppendRequest {
-    events: Vec<Envelope>,
+    /// The caller's events, in-batch retries folded and digests computed by the caller (the
+    /// writer thread is the one thing every append waits on).
+    batch: UniqueBatch,
     reply: tokio::sync::oneshot::Sender<Result<AppendOutcome, LogError>>,
 }
 
@@ -140,28 +144,26 @@ impl EmbeddedLog {
         mut queue: tokio::sync::mpsc::Receiver<AppendRequest>,
     ) {
         while let Some(first) = queue.blocking_recv() {
-            let mut events = first.events.len();
+            let mut events = first.batch.unique.len();
             let mut group = vec![first];
             while events < GROUP_EVENTS {
                 match queue.try_recv() {
                     Ok(request) => {
-                        events += request.events.len();
+                        events += request.batch.unique.len();
                         group.push(request);
                     }
                     Err(_) => break,
                 }
             }
-            let batches = group
-                .iter_mut()
-                .map(|r| std::mem::take(&mut r.events))
-                .collect();
-            for (request, result) in
-                group
+            let (batches, replies): (Vec<_>, Vec<_>) =
+                group.into_iter().map(|r| (r.batch, r.reply)).unzip();
+            for (reply, result) in
+                replies
                     .into_iter()
                     .zip(Self::append_group(db, &mut staged, batches))
             {
                 // A caller that stopped waiting still had its events committed, as before.
-                let _ = request.reply.send(result);
+                let _ = reply.send(result);
             }
         }
     }
@@ -171,10 +173,9 @@ impl EmbeddedLog {
     fn append_group(
         db: &Database,
         staged: &mut StagedIds,
-        batches: Vec<Vec<Envelope>>,
+        batches: Vec<UniqueBatch>,
     ) -> Vec<Result<AppendOutcome, LogError>> {
         let count = batches.len();
-        let prepared: Vec<_> = batches.into_iter().map(dedup_batch).collect();
         let result = (|| {
             let recorded_at = Timestamp::now();
             let tx = db.begin_write().map_err(storage)?;
@@ -183,17 +184,11 @@ impl EmbeddedLog {
             let mut added = std::collections::HashMap::new();
             let (step, head) = {
                 let mut ids = tx.open_table(IDS).map_err(storage)?;
+                staged.grow_filter(&ids)?;
                 let mut table = tx.open_table(EVENTS).map_err(storage)?;
                 let mut next = table.last().map_err(storage)?.map_or(0, |(k, _)| k.value()) + 1;
                 let mut buf = Vec::with_capacity(512);
-                for batch in prepared {
-                    let batch = match batch {
-                        Ok(batch) => batch,
-                        Err(err) => {
-                            outcomes.push(Err(err));
-                            continue;
-                        }
-                    };
+                for batch in batches {
                     // Look every id up first: a conflict refuses this batch before it has
                     // written anything. The transaction sees the group's earlier batches, so
                     // a retry inside one group is a duplicate, as it would be one after.
@@ -310,11 +305,12 @@ impl EventLog for EmbeddedLog {
         if events.is_empty() {
             return Ok(AppendOutcome::default());
         }
+        let batch = dedup_batch(events)?;
         let stopped = || LogError::Storage("the log writer stopped".into());
         let (reply, answer) = tokio::sync::oneshot::channel();
         let writer = self.writer.as_ref().ok_or_else(stopped)?;
         writer
-            .send(AppendRequest { events, reply })
+            .send(AppendRequest { batch, reply })
             .await
             .map_err(|_| stopped())?;
         let result = answer.await.map_err(|_| stopped()).and_then(|r| r);
