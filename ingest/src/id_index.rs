@@ -12,14 +12,19 @@
 //! fsynced (an index that lost its last commits re-reads them), but every [`DURABLE_EVERY`]-th
 //! is, because redb frees pages only at a durable commit and persists nothing before one.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use crate::id_filter::IdFilter;
 use crate::log::{LogError, Position, Repeat};
 
 /// id → (first position, content digest).
@@ -35,6 +40,10 @@ const CACHE_BYTES: usize = 32 * 1024 * 1024;
 /// One commit in this many is durable (see the module comment).
 const DURABLE_EVERY: u32 = 64;
 
+/// The id filter's smallest capacity (2 MiB of bits); it is refilled from the table each
+/// time the ids it holds double.
+const MIN_FILTER_IDS: usize = 1 << 20;
+
 fn storage(err: impl std::fmt::Display) -> LogError {
     LogError::Storage(format!("event id index: {err}"))
 }
@@ -46,11 +55,35 @@ pub struct IdIndex {
     commits: AtomicU32,
     /// The checkpoint, for readers waiting on the tail.
     checkpoint: watch::Sender<Position>,
+    /// Ids this node appended beyond the checkpoint: (position, digest). Kept in memory
+    /// until the tail indexes their positions, so an append waits on no write transaction
+    /// (nor, one in [`DURABLE_EVERY`], an fsync); a crash loses nothing the tail does not
+    /// read again from the stream.
+    appended: Mutex<HashMap<u128, (Position, u64)>>,
+    /// Every id in the table: most ids an append looks up are new, and the filter answers
+    /// them without a random leaf read.
+    filter: Mutex<IdFilter>,
+    /// The filter's smallest capacity.
+    min_filter_ids: usize,
+}
+
+/// A lock whose holder panicked still guards consistent data here (every change is one
+/// insert or removal), so poisoning is ignored.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl IdIndex {
     /// Opens (or creates) the index at `path`.
     pub fn open(path: &Path) -> Result<Self, LogError> {
+        Self::open_filtering(path, MIN_FILTER_IDS)
+    }
+
+    /// Opens the index with an id filter sized for at least `min_filter_ids` (tests make it
+    /// small, to refill it often).
+    fn open_filtering(path: &Path, min_filter_ids: usize) -> Result<Self, LogError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(storage)?;
         }
@@ -67,11 +100,15 @@ impl IdIndex {
             let checkpoint = meta.get(CHECKPOINT).map_err(storage)?;
             checkpoint.map_or(0, |v| v.value())
         };
+        let filter = filled_filter(&tx.open_table(IDS).map_err(storage)?, min_filter_ids)?;
         tx.commit().map_err(storage)?;
         Ok(Self {
             db,
             commits: AtomicU32::new(0),
             checkpoint: watch::Sender::new(checkpoint),
+            appended: Mutex::default(),
+            filter: Mutex::new(filter),
+            min_filter_ids,
         })
     }
 
@@ -109,22 +146,50 @@ impl IdIndex {
 
     /// (first position, digest) of each id, where known.
     pub fn lookup(&self, ids: &[Uuid]) -> Result<Vec<Option<(Position, u64)>>, LogError> {
+        // This node's appends first, then the filter, then the table. The tail puts an id
+        // in the filter before it commits it to the table, and forgets it as appended only
+        // after: whichever of the three a lookup sees it in, it sees it.
+        let mut found: Vec<Option<(Position, u64)>> = {
+            let appended = lock(&self.appended);
+            ids.iter()
+                .map(|id| appended.get(&id.as_u128()).copied())
+                .collect()
+        };
+        let ask: Vec<usize> = {
+            let filter = lock(&self.filter);
+            (0..ids.len())
+                .filter(|&i| filter.may_hold(ids[i].as_u128()))
+                .collect()
+        };
+        if ask.is_empty() {
+            return Ok(found);
+        }
         let tx = self.db.begin_read().map_err(storage)?;
         let table = tx.open_table(IDS).map_err(storage)?;
-        ids.iter()
-            .map(|id| Ok(table.get(id.as_u128()).map_err(storage)?.map(|v| v.value())))
-            .collect()
+        for i in ask {
+            if let Some(held) = table.get(ids[i].as_u128()).map_err(storage)? {
+                let held = held.value();
+                // The lowest position is the id's first copy.
+                found[i] = Some(found[i].map_or(held, |mine| mine.min(held)));
+            }
+        }
+        Ok(found)
     }
 
     /// Records ids this node has just appended, ahead of the tail, so a retry is answered
     /// before the tail reaches them.
     pub fn record_appended(&self, entries: &[(Uuid, Position, u64)]) -> Result<(), LogError> {
-        self.write(|ids, _| {
-            for &(id, position, digest) in entries {
-                keep_first(ids, id, position, digest)?;
+        let checkpoint = self.checkpoint();
+        let mut appended = lock(&self.appended);
+        for &(id, position, digest) in entries {
+            // At or before the checkpoint, the tail has indexed the position already (a
+            // copy the server deduplicated answers with the first one's position).
+            if position > checkpoint {
+                let slot = appended.entry(id.as_u128()).or_insert((position, digest));
+                *slot = (*slot).min((position, digest));
             }
-            Ok(None)
-        })
+        }
+        Ok(())
     }
 
     /// Indexes the stream's events in stream order up to `checkpoint`: each id's first
@@ -134,14 +199,41 @@ impl IdIndex {
         entries: &[(Uuid, Position, u64)],
         checkpoint: Position,
     ) -> Result<(), LogError> {
+        {
+            // In the filter before the table commits (a lookup in between reads the table
+            // for nothing, rather than missing the id), and not locked across the write, which
+            // appends' lookups would wait on.
+            let mut filter = lock(&self.filter);
+            for &(id, _, _) in entries {
+                filter.insert(id.as_u128());
+            }
+        }
         self.write(|ids, repeats| {
             for &(id, position, digest) in entries {
                 if let Some((first, same)) = keep_first(ids, id, position, digest)? {
                     repeats.insert(position, (first, same)).map_err(storage)?;
                 }
             }
+            // Grown from the table as this transaction sees it (this batch's ids included).
+            // Only the tail writes the table, so nothing is missed in between.
+            if lock(&self.filter).is_full() {
+                let grown = filled_filter(ids, self.min_filter_ids)?;
+                *lock(&self.filter) = grown;
+            }
             Ok(Some(checkpoint))
         })?;
+        {
+            // Indexed now: the table answers for these.
+            let mut appended = lock(&self.appended);
+            for &(id, position, _) in entries {
+                if appended
+                    .get(&id.as_u128())
+                    .is_some_and(|&(mine, _)| mine <= position)
+                {
+                    appended.remove(&id.as_u128());
+                }
+            }
+        }
         self.checkpoint.send_if_modified(|done| {
             let moved = checkpoint > *done;
             *done = (*done).max(checkpoint);
@@ -202,6 +294,19 @@ impl IdIndex {
         }
         tx.commit().map_err(storage)
     }
+}
+
+/// A filter of every id in `table`, sized for twice as many (at least `min_ids`).
+fn filled_filter(
+    table: &redb::Table<u128, (u64, u64)>,
+    min_ids: usize,
+) -> Result<IdFilter, LogError> {
+    let held = table.len().map_err(storage)? as usize;
+    let mut filter = IdFilter::with_capacity((2 * held).max(min_ids));
+    for entry in table.iter().map_err(storage)? {
+        filter.insert(entry.map_err(storage)?.0.value());
+    }
+    Ok(filter)
 }
 
 /// Keeps the lowest position seen for `id` (with its digest). Returns the first copy's
@@ -267,21 +372,45 @@ mod tests {
                 .map(|(i, &(id, digest))| (Uuid::from_u128(id as u128 + 1), i as u64 + 1, digest))
                 .collect();
             let dir = tempfile::tempdir().unwrap();
-            let index = IdIndex::open(&dir.path().join("ids.redb")).unwrap();
-            // The node's own appends, recorded before the tail reads anything, in any order.
-            for pick in &appended {
-                index.record_appended(&[*pick.get(&stream)]).unwrap();
-            }
+            // A filter for 4 ids: it fills and is refilled from the table along the way.
+            let index = IdIndex::open_filtering(&dir.path().join("ids.redb"), 4).unwrap();
             let mut cuts: Vec<usize> = cuts.iter().map(|c| c.index(stream.len() + 1)).collect();
             cuts.extend([0, stream.len()]);
             cuts.sort_unstable();
+            // The node's own appends, recorded ahead of the tail, in any order: each before
+            // the tail commit that reads its position.
+            let mut recorded: Vec<(Uuid, Position, u64)> = Vec::new();
             for w in cuts.windows(2) {
+                for pick in &appended {
+                    let entry = *pick.get(&stream);
+                    if (entry.1 as usize) > w[0] && (entry.1 as usize) <= w[1] {
+                        index.record_appended(&[entry]).unwrap();
+                        recorded.push(entry);
+                    }
+                }
+                // Every id is answered with its lowest position known to the node, before the
+                // tail reads the part and after.
+                let known = |indexed: usize| -> (Vec<Uuid>, Vec<Option<(Position, u64)>>) {
+                    let known: Vec<_> = stream[..indexed].iter().chain(&recorded).collect();
+                    let ids: Vec<Uuid> = known.iter().map(|e| e.0).collect();
+                    let first = ids
+                        .iter()
+                        .map(|id| known.iter().filter(|e| e.0 == *id).map(|e| (e.1, e.2)).min())
+                        .collect();
+                    (ids, first)
+                };
+                let (ids, expected) = known(w[0]);
+                prop_assert_eq!(index.lookup(&ids).unwrap(), expected);
                 let part = &stream[w[0]..w[1]];
                 let checkpoint = part.last().map_or(0, |e| e.1);
                 index.index_tail(part, checkpoint).unwrap();
+                let (ids, expected) = known(w[1]);
+                prop_assert_eq!(index.lookup(&ids).unwrap(), expected);
             }
             prop_assert_eq!(index.repeats(0, u64::MAX).unwrap(), oracle(&stream));
             prop_assert_eq!(index.checkpoint(), stream.len() as u64);
+            // The tail has read every appended position: the node holds none in memory.
+            prop_assert!(lock(&index.appended).is_empty());
         }
     }
 

@@ -20,6 +20,7 @@
 //! ```
 
 pub mod embedded;
+mod id_filter;
 pub mod id_index;
 pub mod intake;
 pub mod jetstream;
