@@ -18,9 +18,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use redb::{
-    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
-};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -34,8 +32,10 @@ const REPEATS: TableDefinition<u64, (u64, bool)> = TableDefinition::new("repeats
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const CHECKPOINT: &str = "checkpoint";
 
-/// redb page cache for this file.
-const CACHE_BYTES: usize = 32 * 1024 * 1024;
+/// redb page cache for this file. 16 MiB cost appends a quarter of their rate while each
+/// looked every id up in the table (BENCHMARKS.md); behind the filter, three A/B pairs at 200k
+/// gave peak RSS 286 / 260 / 278 → 249 / 243 / 248 MiB at 32 → 16, ingest within noise.
+const CACHE_BYTES: usize = 16 * 1024 * 1024;
 
 /// One commit in this many is durable (see the module comment).
 const DURABLE_EVERY: u32 = 64;
@@ -100,7 +100,8 @@ impl IdIndex {
             let checkpoint = meta.get(CHECKPOINT).map_err(storage)?;
             checkpoint.map_or(0, |v| v.value())
         };
-        let filter = filled_filter(&tx.open_table(IDS).map_err(storage)?, min_filter_ids)?;
+        let filter = IdFilter::of_table(&tx.open_table(IDS).map_err(storage)?, &[], min_filter_ids)
+            .map_err(storage)?;
         tx.commit().map_err(storage)?;
         Ok(Self {
             db,
@@ -217,7 +218,7 @@ impl IdIndex {
             // Grown from the table as this transaction sees it (this batch's ids included).
             // Only the tail writes the table, so nothing is missed in between.
             if lock(&self.filter).is_full() {
-                let grown = filled_filter(ids, self.min_filter_ids)?;
+                let grown = IdFilter::of_table(ids, &[], self.min_filter_ids).map_err(storage)?;
                 *lock(&self.filter) = grown;
             }
             Ok(Some(checkpoint))
@@ -294,19 +295,6 @@ impl IdIndex {
         }
         tx.commit().map_err(storage)
     }
-}
-
-/// A filter of every id in `table`, sized for twice as many (at least `min_ids`).
-fn filled_filter(
-    table: &redb::Table<u128, (u64, u64)>,
-    min_ids: usize,
-) -> Result<IdFilter, LogError> {
-    let held = table.len().map_err(storage)? as usize;
-    let mut filter = IdFilter::with_capacity((2 * held).max(min_ids));
-    for entry in table.iter().map_err(storage)? {
-        filter.insert(entry.map_err(storage)?.0.value());
-    }
-    Ok(filter)
 }
 
 /// Keeps the lowest position seen for `id` (with its digest). Returns the first copy's

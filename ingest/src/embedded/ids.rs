@@ -21,7 +21,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use ats_events::codec;
-use redb::{ReadableTable, ReadableTableMetadata, Table, TableDefinition};
+use redb::{ReadableTable, Table, TableDefinition};
 
 use super::{storage, EVENTS};
 use crate::id_filter::IdFilter;
@@ -116,19 +116,12 @@ impl StagedIds {
     /// Sizes the filter for twice the ids held (at least [`MIN_FILTER_ROUNDS`]) and fills it
     /// from the table and the staged ids: at open, and each time it fills up.
     fn refill_filter(&mut self, table: &Table<u128, (u64, u64)>) -> Result<(), LogError> {
-        let held = table.len().map_err(storage)? as usize + self.active.len() + self.frozen.len();
-        let mut filter = IdFilter::with_capacity((2 * held).max(MIN_FILTER_ROUNDS * self.limit));
-        for entry in table.iter().map_err(storage)? {
-            filter.insert(entry.map_err(storage)?.0.value());
-        }
-        for id in self
-            .active
-            .keys()
+        let staged: Vec<u128> = (self.active.keys())
             .chain(self.frozen.iter().map(|(id, _)| id))
-        {
-            filter.insert(*id);
-        }
-        self.filter = filter;
+            .copied()
+            .collect();
+        self.filter =
+            IdFilter::of_table(table, &staged, MIN_FILTER_ROUNDS * self.limit).map_err(storage)?;
         Ok(())
     }
 
