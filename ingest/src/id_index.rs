@@ -40,6 +40,9 @@ const CACHE_BYTES: usize = 16 * 1024 * 1024;
 /// One commit in this many is durable (see the module comment).
 const DURABLE_EVERY: u32 = 64;
 
+/// Ids of this node's appends kept in memory until the tail reads them, at most (~12 MiB).
+const APPENDED_IN_MEMORY: usize = 256 * 1024;
+
 /// The id filter's smallest capacity (2 MiB of bits); it is refilled from the table each
 /// time the ids it holds double.
 const MIN_FILTER_IDS: usize = 1 << 20;
@@ -65,6 +68,8 @@ pub struct IdIndex {
     filter: Mutex<IdFilter>,
     /// The filter's smallest capacity.
     min_filter_ids: usize,
+    /// At most this many ids in `appended`.
+    appended_limit: usize,
 }
 
 /// A lock whose holder panicked still guards consistent data here (every change is one
@@ -78,12 +83,17 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl IdIndex {
     /// Opens (or creates) the index at `path`.
     pub fn open(path: &Path) -> Result<Self, LogError> {
-        Self::open_filtering(path, MIN_FILTER_IDS)
+        Self::open_sized(path, MIN_FILTER_IDS, APPENDED_IN_MEMORY)
     }
 
-    /// Opens the index with an id filter sized for at least `min_filter_ids` (tests make it
-    /// small, to refill it often).
-    fn open_filtering(path: &Path, min_filter_ids: usize) -> Result<Self, LogError> {
+    /// Opens the index with an id filter sized for at least `min_filter_ids` and up to
+    /// `appended_limit` ids of its appends in memory (tests make them small, to refill the
+    /// filter and fall back to the table often).
+    fn open_sized(
+        path: &Path,
+        min_filter_ids: usize,
+        appended_limit: usize,
+    ) -> Result<Self, LogError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(storage)?;
         }
@@ -110,6 +120,7 @@ impl IdIndex {
             appended: Mutex::default(),
             filter: Mutex::new(filter),
             min_filter_ids,
+            appended_limit,
         })
     }
 
@@ -178,10 +189,27 @@ impl IdIndex {
     }
 
     /// Records ids this node has just appended, ahead of the tail, so a retry is answered
-    /// before the tail reaches them.
+    /// before the tail reaches them: in memory, or, while the tail lags by more than
+    /// [`APPENDED_IN_MEMORY`] ids, in the table (so a slow tail costs appends time, not the
+    /// node memory).
     pub fn record_appended(&self, entries: &[(Uuid, Position, u64)]) -> Result<(), LogError> {
         let checkpoint = self.checkpoint();
         let mut appended = lock(&self.appended);
+        if appended.len() + entries.len() > self.appended_limit {
+            drop(appended);
+            {
+                let mut filter = lock(&self.filter);
+                for &(id, _, _) in entries {
+                    filter.insert(id.as_u128());
+                }
+            }
+            return self.write(|ids, _| {
+                for &(id, position, digest) in entries {
+                    keep_first(ids, id, position, digest)?;
+                }
+                Ok(None)
+            });
+        }
         for &(id, position, digest) in entries {
             // At or before the checkpoint, the tail has indexed the position already (a
             // copy the server deduplicated answers with the first one's position).
@@ -351,6 +379,7 @@ mod tests {
         #[test]
         fn repeats_follow_the_first_position_rule(
             picks in prop::collection::vec((0u8..6, 0u64..2), 1..60),
+            in_memory in 0usize..4,
             appended in prop::collection::vec(any::<prop::sample::Index>(), 0..20),
             cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..5),
         ) {
@@ -360,8 +389,9 @@ mod tests {
                 .map(|(i, &(id, digest))| (Uuid::from_u128(id as u128 + 1), i as u64 + 1, digest))
                 .collect();
             let dir = tempfile::tempdir().unwrap();
-            // A filter for 4 ids: it fills and is refilled from the table along the way.
-            let index = IdIndex::open_filtering(&dir.path().join("ids.redb"), 4).unwrap();
+            // A filter for 4 ids: it fills and is refilled from the table along the way; and
+            // few appended ids kept in memory, the rest recorded in the table.
+            let index = IdIndex::open_sized(&dir.path().join("ids.redb"), 4, in_memory).unwrap();
             let mut cuts: Vec<usize> = cuts.iter().map(|c| c.index(stream.len() + 1)).collect();
             cuts.extend([0, stream.len()]);
             cuts.sort_unstable();
