@@ -197,13 +197,8 @@ impl IdIndex {
         let mut appended = lock(&self.appended);
         if appended.len() + entries.len() > self.appended_limit {
             drop(appended);
-            {
-                let mut filter = lock(&self.filter);
-                for &(id, _, _) in entries {
-                    filter.insert(id.as_u128());
-                }
-            }
             return self.write(|ids, _| {
+                self.filter_ids(entries);
                 for &(id, position, digest) in entries {
                     keep_first(ids, id, position, digest)?;
                 }
@@ -228,23 +223,16 @@ impl IdIndex {
         entries: &[(Uuid, Position, u64)],
         checkpoint: Position,
     ) -> Result<(), LogError> {
-        {
-            // In the filter before the table commits (a lookup in between reads the table
-            // for nothing, rather than missing the id), and not locked across the write, which
-            // appends' lookups would wait on.
-            let mut filter = lock(&self.filter);
-            for &(id, _, _) in entries {
-                filter.insert(id.as_u128());
-            }
-        }
         self.write(|ids, repeats| {
+            self.filter_ids(entries);
             for &(id, position, digest) in entries {
                 if let Some((first, same)) = keep_first(ids, id, position, digest)? {
                     repeats.insert(position, (first, same)).map_err(storage)?;
                 }
             }
-            // Grown from the table as this transaction sees it (this batch's ids included).
-            // Only the tail writes the table, so nothing is missed in between.
+            // Grown from the table as this transaction sees it (this batch's ids included):
+            // write transactions take turns, and each puts its ids in the filter inside its
+            // own, so none is missed.
             if lock(&self.filter).is_full() {
                 let grown = IdFilter::of_table(ids, &[], self.min_filter_ids).map_err(storage)?;
                 *lock(&self.filter) = grown;
@@ -269,6 +257,17 @@ impl IdIndex {
             moved
         });
         Ok(())
+    }
+
+    /// Puts ids in the filter, from inside the write transaction that will put them in the
+    /// table: before it commits (a lookup in between reads the table for nothing, rather
+    /// than missing them), and never while another transaction refills the filter. The lock
+    /// is held only for the inserts, not across the write, which lookups would wait on.
+    fn filter_ids(&self, entries: &[(Uuid, Position, u64)]) {
+        let mut filter = lock(&self.filter);
+        for &(id, _, _) in entries {
+            filter.insert(id.as_u128());
+        }
     }
 
     /// The repeats among positions `from..=to`, in position order.
