@@ -22,7 +22,7 @@ use crate::log::{
 };
 
 mod ids;
-pub use ids::STAGED_IDS;
+pub use crate::staging::STAGED_IDS;
 use ids::{StagedIds, IDS, META};
 
 /// Events by position (big-endian u64 keys keep log order).

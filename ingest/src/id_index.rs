@@ -8,9 +8,14 @@
 //! stream order, so every node (and every replay) skips the same copies and the folds keep no
 //! per-projector record of the ids they applied.
 //!
-//! It is derived data, rebuilt by tailing the stream from its checkpoint: most commits are not
-//! fsynced (an index that lost its last commits re-reads them), but every [`DURABLE_EVERY`]-th
-//! is, because redb frees pages only at a durable commit and persists nothing before one.
+//! It is derived data, rebuilt by tailing the stream from its checkpoint. The ids the tail
+//! reads are staged in memory and merged into the table in key order ([`crate::staging`]);
+//! the persisted checkpoint is the position up to which the table holds every id (and every
+//! repeat), written by the commit that completes a merge, so a node that restarts re-reads
+//! what was only staged. A tail batch without repeats and without a merge slice to write
+//! commits nothing. Most commits are not fsynced (an index that lost its last commits
+//! re-reads them), but a merge's last one is, and every [`DURABLE_EVERY`]-th: redb frees
+//! pages only at a durable commit and persists nothing before one.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -24,12 +29,14 @@ use uuid::Uuid;
 
 use crate::id_filter::IdFilter;
 use crate::log::{LogError, Position, Repeat};
+use crate::staging::{Entry, Staging, STAGED_IDS};
 
 /// id → (first position, content digest).
 const IDS: TableDefinition<u128, (u64, u64)> = TableDefinition::new("event_ids");
 /// position → (position of the id's first copy, same content).
 const REPEATS: TableDefinition<u64, (u64, bool)> = TableDefinition::new("repeats");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// The table holds every id and repeat of the stream up to this position.
 const CHECKPOINT: &str = "checkpoint";
 
 /// redb page cache for this file. 16 MiB cost appends a quarter of their rate while each
@@ -56,20 +63,28 @@ pub struct IdIndex {
     db: Database,
     /// Commits since the last durable one.
     commits: AtomicU32,
-    /// The checkpoint, for readers waiting on the tail.
+    /// How far the tail has indexed (staged or in the table), for readers waiting on it.
     checkpoint: watch::Sender<Position>,
+    /// What the index holds in memory; one lock, so that an id moving from one part to
+    /// another is never seen in neither.
+    memory: Mutex<Memory>,
+    /// The filter's smallest capacity.
+    min_filter_ids: usize,
+    /// At most this many ids in [`Memory::appended`].
+    appended_limit: usize,
+}
+
+struct Memory {
     /// Ids this node appended beyond the checkpoint: (position, digest). Kept in memory
     /// until the tail indexes their positions, so an append waits on no write transaction
     /// (nor, one in [`DURABLE_EVERY`], an fsync); a crash loses nothing the tail does not
     /// read again from the stream.
-    appended: Mutex<HashMap<u128, (Position, u64)>>,
-    /// Every id in the table: most ids an append looks up are new, and the filter answers
-    /// them without a random leaf read.
-    filter: Mutex<IdFilter>,
-    /// The filter's smallest capacity.
-    min_filter_ids: usize,
-    /// At most this many ids in `appended`.
-    appended_limit: usize,
+    appended: HashMap<u128, Entry>,
+    /// Ids the tail has read and the table does not hold yet.
+    staged: Staging,
+    /// Every id in the table: most ids looked up are new, and the filter answers them
+    /// without a random leaf read.
+    filter: IdFilter,
 }
 
 /// A lock whose holder panicked still guards consistent data here (every change is one
@@ -83,16 +98,17 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl IdIndex {
     /// Opens (or creates) the index at `path`.
     pub fn open(path: &Path) -> Result<Self, LogError> {
-        Self::open_sized(path, MIN_FILTER_IDS, APPENDED_IN_MEMORY)
+        Self::open_sized(path, MIN_FILTER_IDS, APPENDED_IN_MEMORY, STAGED_IDS)
     }
 
-    /// Opens the index with an id filter sized for at least `min_filter_ids` and up to
-    /// `appended_limit` ids of its appends in memory (tests make them small, to refill the
-    /// filter and fall back to the table often).
+    /// Opens the index with an id filter sized for at least `min_filter_ids`, up to
+    /// `appended_limit` ids of its appends in memory and merges of `staged_ids` (tests make
+    /// them small, to refill the filter, fall back to the table and merge often).
     fn open_sized(
         path: &Path,
         min_filter_ids: usize,
         appended_limit: usize,
+        staged_ids: usize,
     ) -> Result<Self, LogError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(storage)?;
@@ -103,7 +119,6 @@ impl IdIndex {
             .create(path)
             .map_err(storage)?;
         let tx = db.begin_write().map_err(storage)?;
-        tx.open_table(IDS).map_err(storage)?;
         tx.open_table(REPEATS).map_err(storage)?;
         let checkpoint = {
             let meta = tx.open_table(META).map_err(storage)?;
@@ -117,8 +132,11 @@ impl IdIndex {
             db,
             commits: AtomicU32::new(0),
             checkpoint: watch::Sender::new(checkpoint),
-            appended: Mutex::default(),
-            filter: Mutex::new(filter),
+            memory: Mutex::new(Memory {
+                appended: HashMap::new(),
+                staged: Staging::new(staged_ids, checkpoint),
+                filter,
+            }),
             min_filter_ids,
             appended_limit,
         })
@@ -157,21 +175,20 @@ impl IdIndex {
     }
 
     /// (first position, digest) of each id, where known.
-    pub fn lookup(&self, ids: &[Uuid]) -> Result<Vec<Option<(Position, u64)>>, LogError> {
-        // This node's appends first, then the filter, then the table. The tail puts an id
-        // in the filter before it commits it to the table, and forgets it as appended only
-        // after: whichever of the three a lookup sees it in, it sees it.
-        let mut found: Vec<Option<(Position, u64)>> = {
-            let appended = lock(&self.appended);
-            ids.iter()
-                .map(|id| appended.get(&id.as_u128()).copied())
-                .collect()
-        };
-        let ask: Vec<usize> = {
-            let filter = lock(&self.filter);
-            (0..ids.len())
-                .filter(|&i| filter.may_hold(ids[i].as_u128()))
-                .collect()
+    pub fn lookup(&self, ids: &[Uuid]) -> Result<Vec<Option<Entry>>, LogError> {
+        // This node's appends and the staged ids, then the filter, then the table, whose
+        // snapshot is taken after the lock is released: an id leaves memory only once the
+        // transaction that put it in the table committed, so a lookup sees it somewhere.
+        let (mut found, ask): (Vec<Option<Entry>>, Vec<usize>) = {
+            let memory = lock(&self.memory);
+            let found = ids
+                .iter()
+                .map(|id| memory.get(id.as_u128()))
+                .collect::<Vec<_>>();
+            let ask = (0..ids.len())
+                .filter(|&i| memory.filter.may_hold(ids[i].as_u128()))
+                .collect();
+            (found, ask)
         };
         if ask.is_empty() {
             return Ok(found);
@@ -180,9 +197,7 @@ impl IdIndex {
         let table = tx.open_table(IDS).map_err(storage)?;
         for i in ask {
             if let Some(held) = table.get(ids[i].as_u128()).map_err(storage)? {
-                let held = held.value();
-                // The lowest position is the id's first copy.
-                found[i] = Some(found[i].map_or(held, |mine| mine.min(held)));
+                found[i] = lowest(found[i], Some(held.value()));
             }
         }
         Ok(found)
@@ -194,13 +209,17 @@ impl IdIndex {
     /// node memory).
     pub fn record_appended(&self, entries: &[(Uuid, Position, u64)]) -> Result<(), LogError> {
         let checkpoint = self.checkpoint();
-        let mut appended = lock(&self.appended);
-        if appended.len() + entries.len() > self.appended_limit {
-            drop(appended);
-            return self.write(|ids, _| {
-                self.filter_ids(entries);
+        let mut memory = lock(&self.memory);
+        if memory.appended.len() + entries.len() > self.appended_limit {
+            drop(memory);
+            return self.write(false, |ids, _| {
+                self.filter_ids(entries.iter().map(|e| e.0.as_u128()));
                 for &(id, position, digest) in entries {
-                    keep_first(ids, id, position, digest)?;
+                    let key = id.as_u128();
+                    let held = ids.get(key).map_err(storage)?.map(|v| v.value());
+                    if lowest(held, Some((position, digest))) != held {
+                        ids.insert(key, (position, digest)).map_err(storage)?;
+                    }
                 }
                 Ok(None)
             });
@@ -209,7 +228,10 @@ impl IdIndex {
             // At or before the checkpoint, the tail has indexed the position already (a
             // copy the server deduplicated answers with the first one's position).
             if position > checkpoint {
-                let slot = appended.entry(id.as_u128()).or_insert((position, digest));
+                let slot = memory
+                    .appended
+                    .entry(id.as_u128())
+                    .or_insert((position, digest));
                 *slot = (*slot).min((position, digest));
             }
         }
@@ -223,31 +245,68 @@ impl IdIndex {
         entries: &[(Uuid, Position, u64)],
         checkpoint: Position,
     ) -> Result<(), LogError> {
-        self.write(|ids, repeats| {
-            self.filter_ids(entries);
+        let mut repeats = Vec::new();
+        let slice = {
+            let mut memory = lock(&self.memory);
+            // Opened only if an id may be in the table (most are new).
+            let mut read = None;
             for &(id, position, digest) in entries {
-                if let Some((first, same)) = keep_first(ids, id, position, digest)? {
-                    repeats.insert(position, (first, same)).map_err(storage)?;
+                let key = id.as_u128();
+                let mut known = memory.staged.get(key);
+                if known.is_none() && memory.filter.may_hold(key) {
+                    if read.is_none() {
+                        read = Some(self.db.begin_read().map_err(storage)?);
+                    }
+                    let table = read
+                        .as_ref()
+                        .map(|tx| tx.open_table(IDS))
+                        .transpose()
+                        .map_err(storage)?;
+                    if let Some(table) = table {
+                        known = table.get(key).map_err(storage)?.map(|v| v.value());
+                    }
+                }
+                match known {
+                    Some((first, stored)) if first < position => {
+                        repeats.push((position, (first, stored == digest)));
+                    }
+                    Some((first, _)) if first == position => {}
+                    // New, or the table holds a later copy this node appended ahead of the
+                    // tail: this position is the first.
+                    _ => memory.staged.insert(key, (position, digest)),
                 }
             }
-            // Grown from the table as this transaction sees it (this batch's ids included):
-            // write transactions take turns, and each puts its ids in the filter inside its
-            // own, so none is missed.
-            if lock(&self.filter).is_full() {
-                let grown = IdFilter::of_table(ids, &[], self.min_filter_ids).map_err(storage)?;
-                *lock(&self.filter) = grown;
-            }
-            Ok(Some(checkpoint))
-        })?;
+            memory.staged.next_slice()
+        };
+        if !repeats.is_empty() || slice.is_some() {
+            let completes = slice.as_ref().and_then(|s| s.completes);
+            self.write(completes.is_some(), |ids, table| {
+                for (position, repeat) in &repeats {
+                    table.insert(position, repeat).map_err(storage)?;
+                }
+                if let Some(slice) = &slice {
+                    self.filter_ids(slice.entries().iter().map(|(id, _)| *id));
+                    for (id, entry) in slice.entries() {
+                        ids.insert(id, entry).map_err(storage)?;
+                    }
+                }
+                Ok(completes)
+            })?;
+        }
         {
-            // Indexed now: the table answers for these.
-            let mut appended = lock(&self.appended);
+            let mut memory = lock(&self.memory);
+            if let Some(slice) = slice {
+                memory.staged.merged(slice);
+            }
+            memory.staged.freeze_if_full(checkpoint);
+            // Indexed now: the staged ids answer for these.
             for &(id, position, _) in entries {
-                if appended
+                if memory
+                    .appended
                     .get(&id.as_u128())
                     .is_some_and(|&(mine, _)| mine <= position)
                 {
-                    appended.remove(&id.as_u128());
+                    memory.appended.remove(&id.as_u128());
                 }
             }
         }
@@ -263,10 +322,10 @@ impl IdIndex {
     /// table: before it commits (a lookup in between reads the table for nothing, rather
     /// than missing them), and never while another transaction refills the filter. The lock
     /// is held only for the inserts, not across the write, which lookups would wait on.
-    fn filter_ids(&self, entries: &[(Uuid, Position, u64)]) {
-        let mut filter = lock(&self.filter);
-        for &(id, _, _) in entries {
-            filter.insert(id.as_u128());
+    fn filter_ids(&self, ids: impl Iterator<Item = u128>) {
+        let mut memory = lock(&self.memory);
+        for id in ids {
+            memory.filter.insert(id);
         }
     }
 
@@ -292,16 +351,20 @@ impl IdIndex {
         Ok(out)
     }
 
-    /// One write transaction: `change` edits the ids and repeats and may move the checkpoint.
+    /// One write transaction (durable if `durable`, or if it is the [`DURABLE_EVERY`]-th):
+    /// `change` edits the ids and repeats and may move the persisted checkpoint. The filter
+    /// is grown inside it, from the table as this transaction sees it: write transactions
+    /// take turns, and each puts its ids in the filter inside its own, so none is missed.
     fn write(
         &self,
+        durable: bool,
         change: impl FnOnce(
             &mut redb::Table<u128, (u64, u64)>,
             &mut redb::Table<u64, (u64, bool)>,
         ) -> Result<Option<Position>, LogError>,
     ) -> Result<(), LogError> {
         let mut tx = self.db.begin_write().map_err(storage)?;
-        let durable = self.commits.fetch_add(1, Ordering::Relaxed) + 1 >= DURABLE_EVERY;
+        let durable = durable || self.commits.fetch_add(1, Ordering::Relaxed) + 1 >= DURABLE_EVERY;
         if durable {
             self.commits.store(0, Ordering::Relaxed);
         } else {
@@ -319,34 +382,30 @@ impl IdIndex {
                 meta.insert(CHECKPOINT, current.max(checkpoint))
                     .map_err(storage)?;
             }
+            if lock(&self.memory).filter.is_full() {
+                let grown = IdFilter::of_table(&ids, &[], self.min_filter_ids).map_err(storage)?;
+                lock(&self.memory).filter = grown;
+            }
         }
         tx.commit().map_err(storage)
     }
 }
 
-/// Keeps the lowest position seen for `id` (with its digest). Returns the first copy's
-/// (position, same content) when an earlier position holds `id`, i.e. when this is a repeat.
-///
-/// The lowest position wins, not the first recorded: a node records its own appends before
-/// its tail has read what another node appended earlier under the same id, and every node
-/// must agree on which copy is first.
-fn keep_first(
-    ids: &mut redb::Table<u128, (u64, u64)>,
-    id: Uuid,
-    position: Position,
-    digest: u64,
-) -> Result<Option<(Position, bool)>, LogError> {
-    let key = id.as_u128();
-    let known = ids.get(key).map_err(storage)?.map(|v| v.value());
-    match known {
-        Some((first, first_digest)) if first < position => {
-            Ok(Some((first, first_digest == digest)))
-        }
-        Some((first, _)) if first == position => Ok(None),
-        _ => {
-            ids.insert(key, (position, digest)).map_err(storage)?;
-            Ok(None)
-        }
+impl Memory {
+    /// The lowest position this node knows `id` at without reading the table.
+    fn get(&self, id: u128) -> Option<Entry> {
+        lowest(self.appended.get(&id).copied(), self.staged.get(id))
+    }
+}
+
+/// The entry with the lower position: the lowest position is the id's first copy. It wins
+/// whatever was recorded first: a node records its own appends before its tail has read
+/// what another node appended earlier under the same id, and every node must agree on which
+/// copy is first.
+fn lowest(a: Option<Entry>, b: Option<Entry>) -> Option<Entry> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -379,6 +438,7 @@ mod tests {
         fn repeats_follow_the_first_position_rule(
             picks in prop::collection::vec((0u8..6, 0u64..2), 1..60),
             in_memory in 0usize..4,
+            staged in 1usize..9,
             appended in prop::collection::vec(any::<prop::sample::Index>(), 0..20),
             cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..5),
         ) {
@@ -388,9 +448,11 @@ mod tests {
                 .map(|(i, &(id, digest))| (Uuid::from_u128(id as u128 + 1), i as u64 + 1, digest))
                 .collect();
             let dir = tempfile::tempdir().unwrap();
-            // A filter for 4 ids: it fills and is refilled from the table along the way; and
-            // few appended ids kept in memory, the rest recorded in the table.
-            let index = IdIndex::open_sized(&dir.path().join("ids.redb"), 4, in_memory).unwrap();
+            // A filter for 4 ids: it fills and is refilled from the table along the way; few
+            // appended ids kept in memory, the rest recorded in the table; merges of a few
+            // staged ids, so that the tail merges all the time.
+            let index =
+                IdIndex::open_sized(&dir.path().join("ids.redb"), 4, in_memory, staged).unwrap();
             let mut cuts: Vec<usize> = cuts.iter().map(|c| c.index(stream.len() + 1)).collect();
             cuts.extend([0, stream.len()]);
             cuts.sort_unstable();
@@ -427,7 +489,55 @@ mod tests {
             prop_assert_eq!(index.repeats(0, u64::MAX).unwrap(), oracle(&stream));
             prop_assert_eq!(index.checkpoint(), stream.len() as u64);
             // The tail has read every appended position: the node holds none in memory.
-            prop_assert!(lock(&index.appended).is_empty());
+            prop_assert!(lock(&index.memory).appended.is_empty());
+        }
+
+        /// However the tail's batches are cut and wherever the node stops (its staged ids
+        /// and any commit not yet durable lost with it), a node that reopens the file and
+        /// tails the stream again from its checkpoint ends with the oracle's repeats and
+        /// every id's first position.
+        #[test]
+        fn a_reopened_index_ends_where_a_clean_one_does(
+            picks in prop::collection::vec((0u8..12, 0u64..2), 1..80),
+            staged in 1usize..9,
+            cuts in prop::collection::vec((any::<prop::sample::Index>(), any::<bool>()), 0..8),
+        ) {
+            let stream: Vec<(Uuid, Position, u64)> = picks
+                .iter()
+                .enumerate()
+                .map(|(i, &(id, digest))| (Uuid::from_u128(id as u128 + 1), i as u64 + 1, digest))
+                .collect();
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("ids.redb");
+            let open = || IdIndex::open_sized(&path, 4, 0, staged).unwrap();
+            let mut index = open();
+            let mut cuts: Vec<(usize, bool)> =
+                cuts.iter().map(|(c, reopen)| (c.index(stream.len() + 1), *reopen)).collect();
+            cuts.push((stream.len(), false));
+            cuts.sort_unstable();
+            for (to, reopen) in cuts {
+                // The tail reads from where the index stands: after a reopen, the persisted
+                // checkpoint, which is never beyond what was indexed.
+                let from = index.checkpoint() as usize;
+                if to > from {
+                    index.index_tail(&stream[from..to], to as u64).unwrap();
+                }
+                if reopen {
+                    let indexed = index.checkpoint();
+                    drop(index);
+                    index = open();
+                    prop_assert!(index.checkpoint() <= indexed);
+                }
+            }
+            let from = index.checkpoint() as usize;
+            index.index_tail(&stream[from..], stream.len() as u64).unwrap();
+            prop_assert_eq!(index.repeats(0, u64::MAX).unwrap(), oracle(&stream));
+            let ids: Vec<Uuid> = stream.iter().map(|e| e.0).collect();
+            let first: Vec<Option<(Position, u64)>> = ids
+                .iter()
+                .map(|id| stream.iter().filter(|e| e.0 == *id).map(|e| (e.1, e.2)).min())
+                .collect();
+            prop_assert_eq!(index.lookup(&ids).unwrap(), first);
         }
     }
 
@@ -461,6 +571,8 @@ mod tests {
         );
     }
 
+    /// The persisted checkpoint is where the last merge completed (its commit is durable);
+    /// what was only staged is read again after a reopen.
     #[test]
     fn the_checkpoint_survives_a_reopen_and_wakes_waiters() {
         let dir = tempfile::tempdir().unwrap();
@@ -469,22 +581,31 @@ mod tests {
             .enable_time()
             .build()
             .unwrap();
+        let id = Uuid::from_u128;
         {
-            let index = IdIndex::open(&path).unwrap();
+            // Merges of two ids, in two slices of one id.
+            let index = IdIndex::open_sized(&path, 4, 0, 2).unwrap();
             assert!(!runtime.block_on(index.wait_indexed(3, Duration::from_millis(20))));
-            // Enough commits for a durable one: redb persists nothing before it.
-            for position in 1..=u64::from(DURABLE_EVERY) {
-                index
-                    .index_tail(&[(Uuid::from_u128(1), position, 7)], position)
-                    .unwrap();
-            }
+            // 1–2: a retry; 3: the second id, which freezes (1, 3) for a merge through 3;
+            // 4 and 5 each carry one slice of it, and 5's commit completes it.
+            let stream = [(id(1), 1, 7), (id(1), 2, 7), (id(2), 3, 7)];
+            index.index_tail(&stream[..2], 2).unwrap();
+            index.index_tail(&stream[2..], 3).unwrap();
             assert!(runtime.block_on(index.wait_indexed(3, Duration::from_millis(20))));
+            index.index_tail(&[(id(3), 4, 7)], 4).unwrap();
+            assert!(lock(&index.memory).staged.get(2).is_some());
+            index.index_tail(&[(id(4), 5, 7)], 5).unwrap();
+            assert_eq!(index.checkpoint(), 5);
         }
-        let index = IdIndex::open(&path).unwrap();
-        assert_eq!(index.checkpoint(), u64::from(DURABLE_EVERY));
+        let index = IdIndex::open_sized(&path, 4, 0, 2).unwrap();
+        assert_eq!(index.checkpoint(), 3);
         assert_eq!(
             index.repeats(2, 2).unwrap(),
             vec![(2, Repeat::Retry { first: 1 })]
+        );
+        assert_eq!(
+            index.lookup(&[id(1), id(2), id(3)]).unwrap(),
+            vec![Some((1, 7)), Some((3, 7)), None]
         );
     }
 }

@@ -1,12 +1,7 @@
 //! The embedded log's id index: event id → (position, content digest).
 //!
-//! Ids are random (UUIDs), so inserting each one into the on-disk B-tree as it is appended
-//! dirties one random leaf page per event. Once the table outgrew redb's cache, every group
-//! commit read and rewrote thousands of 4 KiB pages (a profile of 1M events over HTTP: the
-//! log writer spent half its time in the kernel doing that). So the newest ids are kept in
-//! memory ("staged") and merged into the table in key order, a slice of the key space per
-//! commit: a merge dirties each leaf once for many ids, and no commit dirties more than a
-//! slice's leaves.
+//! The newest ids are kept in memory ("staged") and merged into the table in key order, a
+//! slice of the key space per commit ([`crate::staging`]).
 //!
 //! Most appended ids are new, and a new id looked up in the table costs a random leaf read
 //! once the table outgrew the cache (37 % of the writer's time at 1M events after staging),
@@ -18,7 +13,7 @@
 //! change here is part of the group's transaction, and the in-memory state changes only
 //! after that transaction committed, so a crash at any point reopens to the same answers.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use ats_events::codec;
 use redb::{ReadableTable, Table, TableDefinition};
@@ -26,6 +21,7 @@ use redb::{ReadableTable, Table, TableDefinition};
 use super::{storage, EVENTS};
 use crate::id_filter::IdFilter;
 use crate::log::{LogError, Position};
+use crate::staging::{Entry, MergeSlice, Staging};
 
 /// Event id → (position, content digest), for idempotent appends and conflict detection.
 pub(super) const IDS: TableDefinition<u128, (u64, u64)> = TableDefinition::new("event_ids");
@@ -33,37 +29,18 @@ pub(super) const IDS: TableDefinition<u128, (u64, u64)> = TableDefinition::new("
 pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("event_ids_meta");
 const MERGED_THROUGH: &str = "merged_through";
 
-/// Ids staged before they are merged, by default: ~4 MiB of memory; a merge of this many
-/// ids into the index of 1M events rewrites each of its leaves about once.
-pub const STAGED_IDS: usize = 64 * 1024;
-/// A merge is spread over this many commits (slices of the key space), so that one commit
-/// dirties at most this fraction of the index's leaves.
-const MERGE_STEPS: usize = 8;
 /// The filter's smallest capacity, in staging rounds (by default 1M ids, 2 MiB of bits): a
 /// log grows, and each growth scans the table.
 const MIN_FILTER_ROUNDS: usize = 16;
 
-/// What an id maps to: (position, content digest).
-pub(super) type Entry = (Position, u64);
-
 /// The index's in-memory part, owned by the writer thread.
 pub(super) struct StagedIds {
-    /// Ids of the events after `frozen_through`.
-    active: BTreeMap<u128, Entry>,
-    /// Ids of the events in (`merged_through`, `frozen_through`], sorted by id, being merged.
-    frozen: Vec<(u128, Entry)>,
-    /// How many of `frozen` the table holds.
-    merged: usize,
-    frozen_through: Position,
-    /// Staged ids that start a merge.
-    limit: usize,
+    /// Ids of the events after `merged_through`.
+    staging: Staging,
     /// Every id held, staged or in the table.
     filter: IdFilter,
-}
-
-/// A merge step written into a transaction, applied to [`StagedIds`] once it committed.
-pub(super) struct MergeStep {
-    merged: usize,
+    /// Staged ids that start a merge (the filter's size scales with it).
+    limit: usize,
 }
 
 impl StagedIds {
@@ -87,7 +64,7 @@ impl StagedIds {
                 head
             }
         };
-        let mut active = BTreeMap::new();
+        let mut staging = Staging::new(limit, merged_through);
         for entry in events
             .range(merged_through.saturating_add(1)..)
             .map_err(storage)?
@@ -98,28 +75,22 @@ impl StagedIds {
             let event = codec::decode(value.value()).map_err(|e| {
                 LogError::Storage(format!("event {} does not decode: {e}", key.value()))
             })?;
-            active.insert(event.id.as_u128(), (key.value(), event.content_digest()));
+            staging.insert(event.id.as_u128(), (key.value(), event.content_digest()));
         }
         let mut staged = Self {
-            active,
-            frozen: Vec::new(),
-            merged: 0,
-            frozen_through: merged_through,
-            limit: limit.max(1),
+            staging,
             filter: IdFilter::with_capacity(0),
+            limit: limit.max(1),
         };
         staged.refill_filter(&tx.open_table(IDS).map_err(storage)?)?;
-        staged.freeze_if_full(head);
+        staged.staging.freeze_if_full(head);
         Ok(staged)
     }
 
     /// Sizes the filter for twice the ids held (at least [`MIN_FILTER_ROUNDS`]) and fills it
     /// from the table and the staged ids: at open, and each time it fills up.
     fn refill_filter(&mut self, table: &Table<u128, (u64, u64)>) -> Result<(), LogError> {
-        let staged: Vec<u128> = (self.active.keys())
-            .chain(self.frozen.iter().map(|(id, _)| id))
-            .copied()
-            .collect();
+        let staged: Vec<u128> = self.staging.ids().collect();
         self.filter =
             IdFilter::of_table(table, &staged, MIN_FILTER_ROUNDS * self.limit).map_err(storage)?;
         Ok(())
@@ -140,11 +111,8 @@ impl StagedIds {
         table: &Table<u128, (u64, u64)>,
         id: u128,
     ) -> Result<Option<Entry>, LogError> {
-        if let Some(entry) = self.active.get(&id) {
-            return Ok(Some(*entry));
-        }
-        if let Ok(i) = self.frozen.binary_search_by_key(&id, |(k, _)| *k) {
-            return Ok(Some(self.frozen[i].1));
+        if let Some(entry) = self.staging.get(id) {
+            return Ok(Some(entry));
         }
         if !self.filter.may_hold(id) {
             return Ok(None);
@@ -158,20 +126,18 @@ impl StagedIds {
         &self,
         table: &mut Table<u128, (u64, u64)>,
         tx: &redb::WriteTransaction,
-    ) -> Result<Option<MergeStep>, LogError> {
-        if self.frozen.is_empty() {
+    ) -> Result<Option<MergeSlice>, LogError> {
+        let Some(slice) = self.staging.next_slice() else {
             return Ok(None);
-        }
-        let end = (self.merged + self.frozen.len().div_ceil(MERGE_STEPS)).min(self.frozen.len());
-        for (id, entry) in &self.frozen[self.merged..end] {
+        };
+        for (id, entry) in slice.entries() {
             table.insert(id, entry).map_err(storage)?;
         }
-        if end == self.frozen.len() {
+        if let Some(through) = slice.completes {
             let mut meta = tx.open_table(META).map_err(storage)?;
-            meta.insert(MERGED_THROUGH, self.frozen_through)
-                .map_err(storage)?;
+            meta.insert(MERGED_THROUGH, through).map_err(storage)?;
         }
-        Ok(Some(MergeStep { merged: end }))
+        Ok(Some(slice))
     }
 
     /// After the transaction committed: its new ids (`added`, of events up to `head`) and
@@ -179,29 +145,16 @@ impl StagedIds {
     pub(super) fn committed(
         &mut self,
         added: HashMap<u128, Entry>,
-        step: Option<MergeStep>,
+        step: Option<MergeSlice>,
         head: Position,
     ) {
-        for id in added.keys() {
-            self.filter.insert(*id);
+        for (id, entry) in added {
+            self.filter.insert(id);
+            self.staging.insert(id, entry);
         }
-        self.active.extend(added);
         if let Some(step) = step {
-            self.merged = step.merged;
-            if self.merged == self.frozen.len() {
-                self.frozen = Vec::new();
-                self.merged = 0;
-            }
+            self.staging.merged(step);
         }
-        self.freeze_if_full(head);
-    }
-
-    /// Starts a merge of the active ids once there are enough (and no merge is running).
-    fn freeze_if_full(&mut self, head: Position) {
-        if self.frozen.is_empty() && self.active.len() >= self.limit {
-            self.frozen = std::mem::take(&mut self.active).into_iter().collect();
-            self.frozen_through = head;
-            self.merged = 0;
-        }
+        self.staging.freeze_if_full(head);
     }
 }
