@@ -8,9 +8,8 @@ use ats_events::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{decode, Dim, UsageRecord, Window};
+use super::{Dim, UsageRecord, Window};
 use crate::analytics::{mean, sample_variance};
-use crate::profiles::time_bytes;
 
 /// One example request of the `expensive_requests` rule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -67,13 +66,7 @@ pub enum SeedAnomaly {
 /// Usage records with `as_of − window_days ≤ occurred_at ≤ as_of`, in time order.
 fn records_in(tree: &sled::Tree, window_days: u32, as_of: Timestamp) -> Vec<UsageRecord> {
     let from = as_of.plus_seconds(-i64::from(window_days) * 86_400);
-    let start = [b"u/".as_slice(), &time_bytes(from)].concat();
-    let end = [b"u/".as_slice(), &time_bytes(as_of), b"\x01"].concat();
-    tree.range(start..end)
-        .values()
-        .filter_map(Result::ok)
-        .filter_map(|v| decode(&v))
-        .collect()
+    super::usage_between(tree, from, as_of).collect()
 }
 
 /// Seed `detect_anomalies(time_window)` over the `window_days` before `as_of` (the seed's

@@ -7,8 +7,7 @@ use ats_events::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{decode, UsageRecord};
-use crate::profiles::time_bytes;
+use super::UsageRecord;
 
 /// `confidence_range` of a prediction.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -164,17 +163,9 @@ pub struct ExportFilter {
 
 /// Seed `export_usage_data` as records, in time order (ties by event id).
 pub fn export_usage(tree: &sled::Tree, filter: &ExportFilter) -> Vec<UsageRecord> {
-    let start = [b"u/".as_slice(), &filter.start.map_or([0; 8], time_bytes)].concat();
-    let end = [
-        b"u/".as_slice(),
-        &filter.end.map_or([0xff; 8], time_bytes),
-        b"\x01",
-    ]
-    .concat();
-    tree.range(start..end)
-        .values()
-        .filter_map(Result::ok)
-        .filter_map(|v| decode::<UsageRecord>(&v))
+    let from = filter.start.unwrap_or(Timestamp::from_micros(i64::MIN));
+    let to = filter.end.unwrap_or(Timestamp::from_micros(i64::MAX));
+    super::usage_between(tree, from, to)
         .filter(|r| {
             filter
                 .session_id
