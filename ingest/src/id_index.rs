@@ -249,20 +249,16 @@ impl IdIndex {
         let slice = {
             let mut memory = lock(&self.memory);
             // Opened only if an id may be in the table (most are new).
-            let mut read = None;
+            let mut table = None;
             for &(id, position, digest) in entries {
                 let key = id.as_u128();
                 let mut known = memory.staged.get(key);
                 if known.is_none() && memory.filter.may_hold(key) {
-                    if read.is_none() {
-                        read = Some(self.db.begin_read().map_err(storage)?);
+                    if table.is_none() {
+                        let tx = self.db.begin_read().map_err(storage)?;
+                        table = Some(tx.open_table(IDS).map_err(storage)?);
                     }
-                    let table = read
-                        .as_ref()
-                        .map(|tx| tx.open_table(IDS))
-                        .transpose()
-                        .map_err(storage)?;
-                    if let Some(table) = table {
+                    if let Some(table) = &table {
                         known = table.get(key).map_err(storage)?.map(|v| v.value());
                     }
                 }
@@ -431,6 +427,28 @@ mod tests {
         out
     }
 
+    /// The stream of `picks` (id, digest), at positions 1, 2, …
+    fn stream_of(picks: &[(u8, u64)]) -> Vec<(Uuid, Position, u64)> {
+        picks
+            .iter()
+            .enumerate()
+            .map(|(i, &(id, digest))| (Uuid::from_u128(id as u128 + 1), i as u64 + 1, digest))
+            .collect()
+    }
+
+    /// Each of `ids`' lowest (position, digest) among `known`.
+    fn first_of(known: &[&(Uuid, Position, u64)], ids: &[Uuid]) -> Vec<Option<(Position, u64)>> {
+        ids.iter()
+            .map(|id| {
+                known
+                    .iter()
+                    .filter(|e| e.0 == *id)
+                    .map(|e| (e.1, e.2))
+                    .min()
+            })
+            .collect()
+    }
+
     proptest! {
         /// Whatever a node records from its own appends ahead of the tail, and however the
         /// tail is split into commits, the repeats are the oracle's.
@@ -442,11 +460,7 @@ mod tests {
             appended in prop::collection::vec(any::<prop::sample::Index>(), 0..20),
             cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..5),
         ) {
-            let stream: Vec<(Uuid, Position, u64)> = picks
-                .iter()
-                .enumerate()
-                .map(|(i, &(id, digest))| (Uuid::from_u128(id as u128 + 1), i as u64 + 1, digest))
-                .collect();
+            let stream = stream_of(&picks);
             let dir = tempfile::tempdir().unwrap();
             // A filter for 4 ids: it fills and is refilled from the table along the way; few
             // appended ids kept in memory, the rest recorded in the table; merges of a few
@@ -472,10 +486,7 @@ mod tests {
                 let known = |indexed: usize| -> (Vec<Uuid>, Vec<Option<(Position, u64)>>) {
                     let known: Vec<_> = stream[..indexed].iter().chain(&recorded).collect();
                     let ids: Vec<Uuid> = known.iter().map(|e| e.0).collect();
-                    let first = ids
-                        .iter()
-                        .map(|id| known.iter().filter(|e| e.0 == *id).map(|e| (e.1, e.2)).min())
-                        .collect();
+                    let first = first_of(&known, &ids);
                     (ids, first)
                 };
                 let (ids, expected) = known(w[0]);
@@ -502,11 +513,7 @@ mod tests {
             staged in 1usize..9,
             cuts in prop::collection::vec((any::<prop::sample::Index>(), any::<bool>()), 0..8),
         ) {
-            let stream: Vec<(Uuid, Position, u64)> = picks
-                .iter()
-                .enumerate()
-                .map(|(i, &(id, digest))| (Uuid::from_u128(id as u128 + 1), i as u64 + 1, digest))
-                .collect();
+            let stream = stream_of(&picks);
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("ids.redb");
             let open = || IdIndex::open_sized(&path, 4, 0, staged).unwrap();
@@ -533,11 +540,8 @@ mod tests {
             index.index_tail(&stream[from..], stream.len() as u64).unwrap();
             prop_assert_eq!(index.repeats(0, u64::MAX).unwrap(), oracle(&stream));
             let ids: Vec<Uuid> = stream.iter().map(|e| e.0).collect();
-            let first: Vec<Option<(Position, u64)>> = ids
-                .iter()
-                .map(|id| stream.iter().filter(|e| e.0 == *id).map(|e| (e.1, e.2)).min())
-                .collect();
-            prop_assert_eq!(index.lookup(&ids).unwrap(), first);
+            let known: Vec<_> = stream.iter().collect();
+            prop_assert_eq!(index.lookup(&ids).unwrap(), first_of(&known, &ids));
         }
     }
 
