@@ -17,7 +17,7 @@
 //! an acknowledgement names one crossing, one anomalous day or one dead letter for good, and
 //! the same log gives the same ids.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use ats_events::cloudevents::event_id;
@@ -124,8 +124,10 @@ pub struct Acknowledgement {
     pub at: Timestamp,
 }
 
+const ACK_PREFIX: &[u8] = b"ack/";
+
 fn ack_key(alert_id: &str) -> Vec<u8> {
-    [b"ack/", alert_id.as_bytes()].concat()
+    [ACK_PREFIX, alert_id.as_bytes()].concat()
 }
 
 /// Folds `ats.alert.acknowledged`; the first acknowledgement of an id stands.
@@ -160,6 +162,31 @@ pub fn acknowledged(tree: &sled::Tree, alert_id: &str) -> bool {
         .flatten()
         .and_then(|v| decode::<Acknowledgement>(&v))
         .is_some()
+}
+
+/// Which of `count` alerts about to be checked are acknowledged: the acknowledgements read
+/// in one scan while there are no more of them than alerts (the usual case, few are ever
+/// acknowledged), else one read per alert, so the cost is the smaller of the two: the
+/// dashboard checks every alert condition that holds, one per operator below the
+/// performance threshold at worst.
+fn acknowledgements(tree: &sled::Tree, count: usize) -> impl Fn(&str) -> bool + '_ {
+    let mut scanned = Some(BTreeSet::new());
+    for entry in tree.scan_prefix(ACK_PREFIX) {
+        let Some(set) = scanned.as_mut() else { break };
+        match entry {
+            Ok((key, value)) if set.len() < count => {
+                if decode::<Acknowledgement>(&value).is_some() {
+                    set.insert(key[ACK_PREFIX.len()..].to_vec());
+                }
+            }
+            // More acknowledgements than alerts, or an unreadable entry: read per alert.
+            _ => scanned = None,
+        }
+    }
+    move |id: &str| match &scanned {
+        Some(set) => set.contains(id.as_bytes()),
+        None => acknowledged(tree, id),
+    }
 }
 
 fn alert_id(condition: &str) -> String {
@@ -480,10 +507,11 @@ pub fn active_summary(
 ) -> ActiveAlerts {
     let others = other_alerts(models, dead_letters, as_of);
     let performance = performance_alerts(models, performance_threshold, as_of);
+    let acknowledged = acknowledgements(alerts_tree, others.len() + performance.len());
     let mut active: Vec<&Alert> = others
         .iter()
         .chain(performance.iter())
-        .filter(|a| !acknowledged(alerts_tree, &a.id))
+        .filter(|a| !acknowledged(&a.id))
         .collect();
     active.sort_by(|a, b| urgency(a, b));
     ActiveAlerts::of_sorted(active, limit)
@@ -497,9 +525,10 @@ pub fn active(
     priority: Option<AlertPriority>,
     operator: Option<&str>,
 ) -> Vec<Alert> {
+    let acknowledged = acknowledgements(alerts_tree, alerts.len());
     alerts
         .into_iter()
-        .filter(|a| !acknowledged(alerts_tree, &a.id))
+        .filter(|a| !acknowledged(&a.id))
         .filter(|a| priority.is_none_or(|p| a.priority == p))
         .filter(|a| operator.is_none_or(|o| a.operator_id.as_deref() == Some(o)))
         .collect()

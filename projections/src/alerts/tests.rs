@@ -118,6 +118,38 @@ fn performance_alerts_follow_each_session_folded_into_the_tree() {
     assert_eq!(performance(&m), []);
 }
 
+/// Whether the acknowledgements are scanned (no more of them than alerts to check) or read
+/// one per alert (more of them), the same alerts are active, in the list and the summary.
+#[test]
+fn acknowledgements_are_found_by_scan_or_by_read() {
+    let m = models(&history());
+    let alerts = current_alerts(&m, &[], 0.6, as_of());
+    let acked = alerts[2].id.clone();
+    let ack = |n: usize, id: &str| {
+        Envelope::new(
+            event_id(&format!("ack{n}")),
+            t("2026-11-10T11:59:00Z"),
+            "tests",
+            Payload::AlertAcknowledged(AlertAcknowledged {
+                alert_id: id.to_owned(),
+                by: None,
+            }),
+        )
+    };
+    let few = fold_with(&AlertsProjector, &[ack(0, &acked)]);
+    let many: Vec<Envelope> = std::iter::once(ack(0, &acked))
+        .chain((1..=2 * alerts.len()).map(|n| ack(n, &format!("elsewhere-{n}"))))
+        .collect();
+    let many = fold_with(&AlertsProjector, &many);
+    for acks in [&few, &many] {
+        let open = active(acks, alerts.clone(), None, None);
+        assert_eq!(open.len(), alerts.len() - 1);
+        assert!(open.iter().all(|a| a.id != acked));
+        let summary = active_summary(&m, acks, &[], 0.6, as_of(), 10);
+        assert_eq!(summary, ActiveAlerts::of_sorted(&open, 10));
+    }
+}
+
 #[test]
 fn acknowledged_alerts_are_not_active_and_filters_apply() {
     let m = models(&history());
