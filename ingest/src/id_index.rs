@@ -282,9 +282,7 @@ impl IdIndex {
                 }
                 if let Some(slice) = &slice {
                     self.filter_ids(slice.entries().iter().map(|(id, _)| *id));
-                    for (id, entry) in slice.entries() {
-                        ids.insert(id, entry).map_err(storage)?;
-                    }
+                    slice.write(ids).map_err(storage)?;
                 }
                 Ok(completes)
             })?;

@@ -59,6 +59,17 @@ impl MergeSlice {
     pub(crate) fn entries(&self) -> &[(u128, Entry)] {
         &self.frozen[self.range.clone()]
     }
+
+    /// Writes the slice's ids into an index's table (in key order: each leaf once).
+    pub(crate) fn write(
+        &self,
+        table: &mut redb::Table<u128, (u64, u64)>,
+    ) -> Result<(), redb::StorageError> {
+        for (id, entry) in self.entries() {
+            table.insert(id, entry)?;
+        }
+        Ok(())
+    }
 }
 
 impl Staging {
@@ -71,6 +82,11 @@ impl Staging {
             frozen_through: through,
             limit: limit.max(1),
         }
+    }
+
+    /// Staged ids that start a merge.
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
     }
 
     /// The staged entry of `id`.

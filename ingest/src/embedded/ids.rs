@@ -37,10 +37,8 @@ const MIN_FILTER_ROUNDS: usize = 16;
 pub(super) struct StagedIds {
     /// Ids of the events after `merged_through`.
     staging: Staging,
-    /// Every id held, staged or in the table.
+    /// Every id held, staged or in the table (its smallest size scales with the staging).
     filter: IdFilter,
-    /// Staged ids that start a merge (the filter's size scales with it).
-    limit: usize,
 }
 
 impl StagedIds {
@@ -80,7 +78,6 @@ impl StagedIds {
         let mut staged = Self {
             staging,
             filter: IdFilter::with_capacity(0),
-            limit: limit.max(1),
         };
         staged.refill_filter(&tx.open_table(IDS).map_err(storage)?)?;
         staged.staging.freeze_if_full(head);
@@ -91,8 +88,8 @@ impl StagedIds {
     /// from the table and the staged ids: at open, and each time it fills up.
     fn refill_filter(&mut self, table: &Table<u128, (u64, u64)>) -> Result<(), LogError> {
         let staged: Vec<u128> = self.staging.ids().collect();
-        self.filter =
-            IdFilter::of_table(table, &staged, MIN_FILTER_ROUNDS * self.limit).map_err(storage)?;
+        self.filter = IdFilter::of_table(table, &staged, MIN_FILTER_ROUNDS * self.staging.limit())
+            .map_err(storage)?;
         Ok(())
     }
 
@@ -130,9 +127,7 @@ impl StagedIds {
         let Some(slice) = self.staging.next_slice() else {
             return Ok(None);
         };
-        for (id, entry) in slice.entries() {
-            table.insert(id, entry).map_err(storage)?;
-        }
+        slice.write(table).map_err(storage)?;
         if let Some(through) = slice.completes {
             let mut meta = tx.open_table(META).map_err(storage)?;
             meta.insert(MERGED_THROUGH, through).map_err(storage)?;

@@ -340,7 +340,9 @@ const USAGE_PAGE_MICROS: i64 = 600 * Timestamp::MICROS_PER_SEC;
 /// The key of the usage page holding `at`.
 fn usage_page_key(at: Timestamp) -> Vec<u8> {
     // Saturating: the open bounds of an export are the extreme instants.
-    let start = (at.micros()).saturating_sub(at.micros().rem_euclid(USAGE_PAGE_MICROS));
+    let start = at
+        .micros()
+        .saturating_sub(at.micros().rem_euclid(USAGE_PAGE_MICROS));
     [b"u/".as_slice(), &time_bytes(Timestamp::from_micros(start))].concat()
 }
 
