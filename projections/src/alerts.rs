@@ -4,7 +4,7 @@
 //! An alert is a *condition* that holds as of an instant, so alerts are evaluated at query
 //! time from the read models that already hold their inputs, and clear by themselves when the
 //! condition does (auto-resolve):
-//! - budget: the crossings `costs_v4` stores, while the budget's current period and arm are the
+//! - budget: the crossings `costs_v5` stores, while the budget's current period and arm are the
 //!   ones that fired (a new period or a raised budget resolves them);
 //! - performance: an operator's mean score over their last [`RECENT_SESSIONS`] sessions
 //!   (started by `as_of`, from `profiles_v2`) below the configured threshold — a fold cannot

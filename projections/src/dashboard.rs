@@ -2,7 +2,7 @@
 //! dashboard data, computed at query time from the read models with an explicit `as_of`.
 //!
 //! Nothing here is cached, so nothing is stale: every figure is a range scan over day buckets
-//! (`activity_v1` for sessions, `costs_v4` for spend) or a top-k read of an ordered
+//! (`activity_v1` for sessions, `costs_v5` for spend) or a top-k read of an ordered
 //! leaderboard (`progress_v2`); the operator count, the achievements total and the mean level
 //! come from sums the folds keep (`profiles::counts`, `progress::totals`). Windows are whole UTC days, as every cost window: `n` days means the `n` days
 //! ending with the day of `as_of` (the seed's `start_time >= now - n days` also took part of
@@ -27,7 +27,7 @@ pub struct ReadModels {
     pub profiles: sled::Tree,
     /// `progress_v2`.
     pub progress: sled::Tree,
-    /// `costs_v4`.
+    /// `costs_v5`.
     pub costs: sled::Tree,
     /// `activity_v1`.
     pub activity: sled::Tree,
@@ -128,7 +128,7 @@ pub fn performance_trend(
     }
 }
 
-/// Seed `calculate_cost_trend(period_days)` over the day buckets of `costs_v4`.
+/// Seed `calculate_cost_trend(period_days)` over the day buckets of `costs_v5`.
 pub fn cost_trend(costs_tree: &sled::Tree, period_days: u32, as_of: Timestamp) -> CostTrend {
     let window = costs::Window::new(Some(period_days), as_of);
     let days = costs::scan(costs_tree, Dim::Day, &window);

@@ -1,4 +1,4 @@
-//! Properties of the `costs_v4` fold over generated histories: how the log is cut into
+//! Properties of the `costs_v5` fold over generated histories: how the log is cut into
 //! batches never shows in the tree (byte-identical entries, equal digests).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
@@ -9,7 +9,7 @@ use ats_events::{
     SessionCompleted, Timestamp,
 };
 use ats_ingest::StoredEvent;
-use ats_projections::costs::CostsProjector;
+use ats_projections::costs::{CostsProjector, UsageRecord, USAGE_PAGE_RECORDS};
 use ats_projections::runtime::{self, fold_batch};
 use proptest::prelude::*;
 
@@ -192,7 +192,7 @@ fn event(index: usize, step: &Step) -> Envelope {
 
 fn tree() -> sled::Tree {
     let db = sled::Config::new().temporary(true).open().unwrap();
-    db.open_tree("costs_v4").unwrap()
+    db.open_tree("costs_v5").unwrap()
 }
 
 fn entries(tree: &sled::Tree) -> Vec<(Vec<u8>, Vec<u8>)> {
@@ -281,20 +281,9 @@ proptest! {
         bounds in (0..90i64, 0..90i64),
     ) {
         cuts.sort_unstable();
-        let usage = Step::Usage {
-            model: 0, profile: 0, session: 0, hour: 0, input: 10, output: 10, cost: None,
-            success: true, scenario: false,
-        };
         // Minutes in any order: pages of ten minutes get records before and after theirs.
-        let events: Vec<StoredEvent> = minutes
-            .iter()
-            .enumerate()
-            .map(|(i, &minute)| {
-                let mut envelope = event(i, &usage);
-                envelope.occurred_at = at(0).plus_seconds(minute * 60);
-                StoredEvent::new(i as u64 + 1, envelope)
-            })
-            .collect();
+        let seconds: Vec<i64> = minutes.iter().map(|m| m * 60).collect();
+        let events = usage_at(&seconds);
         let t = tree();
         fold_in(&t, &events, &cuts);
         let (from, to) = (at(0).plus_seconds(bounds.0.min(bounds.1) * 60), at(0).plus_seconds(bounds.0.max(bounds.1) * 60));
@@ -318,5 +307,68 @@ proptest! {
         prop_assert_eq!(exported, expected);
         let all = ats_projections::costs::usage_records(&t);
         prop_assert_eq!(all.len(), events.len());
+    }
+}
+
+/// One usage event per entry of `seconds`, at that many seconds after [`at`]`(0)`.
+fn usage_at(seconds: &[i64]) -> Vec<StoredEvent> {
+    let usage = Step::Usage {
+        model: 0,
+        profile: 0,
+        session: 0,
+        hour: 0,
+        input: 10,
+        output: 10,
+        cost: None,
+        success: true,
+        scenario: false,
+    };
+    seconds
+        .iter()
+        .enumerate()
+        .map(|(i, &second)| {
+            let mut envelope = event(i, &usage);
+            envelope.occurred_at = at(0).plus_seconds(second);
+            StoredEvent::new(i as u64 + 1, envelope)
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    /// Spans busier than a page (up to ~900 records in three ten-minute spans, at any
+    /// second, in any order, in any batches) split into pages of at most
+    /// `USAGE_PAGE_RECORDS`: the batching never shows in the tree, and the export is still
+    /// every record in (time, id) order.
+    #[test]
+    fn a_busy_span_splits_into_bounded_pages(
+        seconds in prop::collection::vec(0..1800i64, 1..900),
+        mut cuts in prop::collection::vec(0..900usize, 0..6),
+    ) {
+        cuts.sort_unstable();
+        let events = usage_at(&seconds);
+        let (whole, split) = (tree(), tree());
+        fold_in(&whole, &events, &[]);
+        fold_in(&split, &events, &cuts);
+        prop_assert_eq!(entries(&whole), entries(&split));
+        for (key, value) in entries(&whole).iter().filter(|(k, _)| k.starts_with(b"u/")) {
+            let page: Vec<UsageRecord> = rmp_serde::from_slice(value).unwrap();
+            prop_assert!(
+                !page.is_empty() && page.len() <= USAGE_PAGE_RECORDS,
+                "page {:?} holds {} records", key, page.len()
+            );
+        }
+        let mut expected: Vec<(Timestamp, String)> = events
+            .iter()
+            .map(|e| e.envelope().unwrap())
+            .map(|e| (e.occurred_at, e.id.to_string()))
+            .collect();
+        expected.sort();
+        let exported: Vec<(Timestamp, String)> = ats_projections::costs::usage_records(&split)
+            .into_iter()
+            .map(|r| (r.timestamp, r.id))
+            .collect();
+        prop_assert_eq!(exported, expected);
     }
 }

@@ -7,7 +7,7 @@
 //! `threshold × amount`; raising a budget re-arms every threshold (a new `arm` number in the
 //! alert keys). Alerts are read-model rows: the fold fires no side effect.
 //!
-//! Tree layout (inside `costs_v4`):
+//! Tree layout (inside `costs_v5`):
 //! - `bu/<scope>\0<entity>` → [`Budget`] (entity empty for global)
 //! - `ba/<scope>\0<entity>\0<arm, BE>\0<period>\0<threshold bits, BE>` → [`BudgetAlert`]
 

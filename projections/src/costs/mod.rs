@@ -2,7 +2,7 @@
 //! breakdowns, budgets and the optimizer, folded from `ats.llm.usage`, `ats.model.priced`,
 //! `ats.budget.set` and the session events (for the session → scenario mapping).
 //!
-//! Tree layout (`costs_v4`):
+//! Tree layout (`costs_v5`):
 //! - `r/<provider/name>` → [`registry::PriceHistory`] (price points of `ats.model.priced`)
 //! - `t/<dim>\0<value>` → [`Usage`] all-time totals per model and profile; `t/global\0` the
 //!   grand total (a session's all-time total is its `s/` record's `total`: one key less per
@@ -11,9 +11,11 @@
 //!   `profile`, `session`, `scenario`, `phase`, `task_type`, `time_period`); every windowed
 //!   question is a range scan over days, so its cost does not grow with the number of events
 //! - `s/<session>` → [`SessionCost`]; `ss/<session>` → the session's scenario id
-//! - `u/<start of a ten-minute page of occurred_at, BE>` → the page's [`UsageRecord`]s in time
+//! - `u/<start of a ten-minute span of occurred_at, BE>` → the span's [`UsageRecord`]s in time
 //!   order, ties by event id (for export and request-level anomalies): one key per usage was
-//!   ~0.8 of the ~2.85 keys a rebuild wrote per event, and sled's cost is per key
+//!   ~0.8 of the ~2.85 keys a rebuild wrote per event, and sled's cost is per key. A page
+//!   holds at most [`USAGE_PAGE_RECORDS`]; a fuller one splits, its upper half under
+//!   `u/<time, BE>\0<event id>` of its first record, listed in `ud/<span start>`
 //! - `bu/…`, `ba/…` → budgets and their alerts ([`budgets`])
 //!
 //! Values are stored positionally ([`Encoding::Positional`]): a usage writes a record and
@@ -43,7 +45,7 @@ use crate::view::{Encoding, View};
 use registry::{price_at, price_usage, ModelInfo, PriceHistory};
 
 /// The projector's name (with its version).
-pub const NAME: &str = "costs_v4";
+pub const NAME: &str = "costs_v5";
 
 /// Scenario bucket values of usage whose scenario is not known yet start with this byte,
 /// followed by the session id; they move to the scenario when the session names it.
@@ -332,18 +334,70 @@ fn scenario_of_key(session: &str) -> Vec<u8> {
     [b"ss/", session.as_bytes()].concat()
 }
 
-/// Usage records are kept in pages of this span of `occurred_at`: at 10M events over 90
-/// days a page holds ~600 records (~90 KB), which a live batch reads and rewrites; at 1M,
-/// ~60 records under one key instead of sixty.
-const USAGE_PAGE_MICROS: i64 = 600 * Timestamp::MICROS_PER_SEC;
+/// Usage records are kept in pages of this span of `occurred_at`: at 1M events over 90
+/// days a span holds ~60 records under one key instead of sixty.
+const USAGE_SPAN_MICROS: i64 = 600 * Timestamp::MICROS_PER_SEC;
 
-/// The key of the usage page holding `at`.
-fn usage_page_key(at: Timestamp) -> Vec<u8> {
+/// The most records one page holds (~15–40 KB): a span that receives more (a busy ten
+/// minutes, or a replay of a log whose usage shares a few instants) is split like a B-tree
+/// leaf, so a live batch rewrites a bounded page, never the whole span, and no page grows
+/// past sled's blob threshold (128 KiB), above which it writes a file per version.
+pub const USAGE_PAGE_RECORDS: usize = 256;
+
+/// The key of the first page of the span holding `at`: `u/<span start>`.
+fn usage_span_key(at: Timestamp) -> Vec<u8> {
     // Saturating: the open bounds of an export are the extreme instants.
     let start = at
         .micros()
-        .saturating_sub(at.micros().rem_euclid(USAGE_PAGE_MICROS));
+        .saturating_sub(at.micros().rem_euclid(USAGE_SPAN_MICROS));
     [b"u/".as_slice(), &time_bytes(Timestamp::from_micros(start))].concat()
+}
+
+/// The key of a page split off a span, named by the (time, event id) of its first record:
+/// `u/<time>\0<id>`, after its span's first page and in the records' order.
+fn usage_page_key(timestamp: Timestamp, id: &str) -> Vec<u8> {
+    [
+        b"u/".as_slice(),
+        &time_bytes(timestamp),
+        b"\0",
+        id.as_bytes(),
+    ]
+    .concat()
+}
+
+/// `ud/<span start>` → the (time, id) of the first record of each page split off the span,
+/// in order; absent while the span is one page. A record goes to the last page starting at
+/// or before it.
+fn usage_directory_key(span_key: &[u8]) -> Vec<u8> {
+    [b"ud/".as_slice(), &span_key[2..]].concat()
+}
+
+/// Inserts `record` in time order (ties by event id) into the page of its span that holds
+/// its place, splitting the page in two when it outgrows [`USAGE_PAGE_RECORDS`].
+fn insert_usage_record(view: &mut View<'_>, record: UsageRecord) -> Result<(), ApplyError> {
+    let span = usage_span_key(record.timestamp);
+    let directory_key = usage_directory_key(&span);
+    let place = (record.timestamp, record.id.as_str());
+    let page_key = match view.get::<Vec<(Timestamp, String)>>(&directory_key)? {
+        Some(starts) => match starts.partition_point(|(t, id)| (*t, id.as_str()) <= place) {
+            0 => span,
+            after => usage_page_key(starts[after - 1].0, &starts[after - 1].1),
+        },
+        None => span,
+    };
+    let page = view.entry::<Vec<UsageRecord>>(&page_key, Vec::new)?;
+    let slot = page.partition_point(|r| (r.timestamp, r.id.as_str()) <= place);
+    page.insert(slot, record);
+    if page.len() <= USAGE_PAGE_RECORDS {
+        return Ok(());
+    }
+    let upper = page.split_off(page.len() / 2);
+    let first = (upper[0].timestamp, upper[0].id.clone());
+    view.put(&usage_page_key(first.0, &first.1), upper)?;
+    let starts = view.entry::<Vec<(Timestamp, String)>>(&directory_key, Vec::new)?;
+    let at = starts.partition_point(|start| *start < first);
+    starts.insert(at, first);
+    Ok(())
 }
 
 /// Usage records with `from ≤ occurred_at ≤ to`, in time order (ties by event id).
@@ -352,7 +406,10 @@ fn usage_between(
     from: Timestamp,
     to: Timestamp,
 ) -> impl Iterator<Item = UsageRecord> {
-    tree.range(usage_page_key(from)..=usage_page_key(to))
+    // Every page holding a record at or before `to` has a key below `u/<to>\x01`; the pages
+    // of `from`'s span start at or after its first page.
+    let end = [b"u/".as_slice(), &time_bytes(to), b"\x01"].concat();
+    tree.range(usage_span_key(from)..end)
         .values()
         .filter_map(Result::ok)
         .filter_map(|page| decode::<Vec<UsageRecord>>(&page))
@@ -444,9 +501,7 @@ impl CostsProjector {
                 session.unattributed_days.insert(day);
             }
         }
-        let page = view.entry::<Vec<UsageRecord>>(&usage_page_key(at), Vec::new)?;
-        let slot = page.partition_point(|r| (r.timestamp, &r.id) <= (record.timestamp, &record.id));
-        page.insert(slot, record);
+        insert_usage_record(view, record)?;
         budgets::usage_folded(view, usage, at, &event.id.to_string())
     }
 

@@ -1,5 +1,5 @@
 //! LLM costs: `/api/analytics/cost/...` (breakdown, summary, optimization, budgets, ROI) and
-//! the price registry `/api/analytics/models`, all read from the `costs_v4` read model.
+//! the price registry `/api/analytics/models`, all read from the `costs_v5` read model.
 
 use std::collections::BTreeMap;
 
