@@ -518,12 +518,16 @@ impl Past {
         out: &mut Vec<SpendAnomaly>,
     ) {
         for ((dimension, judged), today) in self.last_day.iter().zip(spend) {
+            // Both maps are in value order: one merge, not a lookup per series (thousands of
+            // profiles, each lookup a dozen string comparisons).
+            let mut spent = today.iter().peekable();
             for (value, bounds) in judged {
+                while spent.next_if(|(v, _)| *v < value).is_some() {}
+                // A series that began earlier spent 0 on a day without a bucket.
+                let actual = spent.next_if(|(v, _)| *v == value).map_or(0.0, |(_, c)| *c);
                 let Some(bounds) = *bounds else {
                     continue;
                 };
-                // A series that began earlier spent 0 on a day without a bucket.
-                let actual = today.get(value).copied().unwrap_or(0.0);
                 if actual <= bounds.1 {
                     continue;
                 }
