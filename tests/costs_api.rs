@@ -325,8 +325,15 @@ async fn usage_breakdowns_summary_and_budgets_over_tcp() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registry_optimization_and_roi_over_tcp() {
     let dir = tempfile::tempdir().unwrap();
+    // A what-if replay a crash left behind is removed when the server starts.
+    let scratch = dir.path().join("scratch");
+    std::fs::create_dir_all(scratch.join("what-if-1-0")).unwrap();
     let server = Server::start(dir.path(), &[]);
     server.ready().await;
+    assert!(
+        !scratch.exists(),
+        "the crash's scratch store is still there"
+    );
 
     let (status, models) = server.get("/api/analytics/models").await;
     assert_eq!(status, 200, "{models}");
@@ -442,6 +449,9 @@ async fn registry_optimization_and_roi_over_tcp() {
         )
         .await;
     close(&assumed["what_if"]["total_cost"], 2.5);
+    // Both replays were written under the data directory, and removed once answered.
+    let left: Vec<_> = std::fs::read_dir(&scratch).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
     assert_refused(
         server
             .post_json("/api/analytics/cost/what-if", &json!({"substitution": {}}))

@@ -49,6 +49,9 @@ pub struct AppState {
     pub auth: Arc<crate::auth::Auth>,
     /// `analytics.reporting.formats`: the formats reports may be downloaded in.
     pub report_formats: Vec<ats_projections::reports::render::Format>,
+    /// A directory on disk for scratch stores (the what-if replays), each removed when its
+    /// answer is ready; `serve` uses `<data>/scratch`.
+    pub scratch: std::path::PathBuf,
 }
 
 impl AppState {
@@ -68,6 +71,7 @@ impl AppState {
                 crate::auth::DEFAULT_RATE_LIMIT_PER_MINUTE,
             )),
             report_formats: ats_projections::reports::render::Format::ALL.to_vec(),
+            scratch: std::env::temp_dir(),
         }
     }
 }

@@ -169,6 +169,14 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
     state.performance_threshold = config.analytics.alerts.performance_threshold;
     let scheduled = scheduled_reports(&config, args.demo)?;
     state.report_formats = report_formats(&config)?;
+    // Scratch stores are removed when their answer is ready; what a crash left is removed here.
+    state.scratch = paths.data.join("scratch");
+    match std::fs::remove_dir_all(&state.scratch) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+            tracing::warn!(%err, dir = %state.scratch.display(), "cannot clear the scratch directory");
+        }
+        _ => {}
+    }
     let auth = Arc::new(auth);
     state.auth = auth.clone();
     state.http = ats_query_api::HttpLimits {

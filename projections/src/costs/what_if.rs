@@ -3,6 +3,8 @@
 //! the usage events rewritten. The live read model is never touched.
 
 use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use ats_events::{Envelope, Payload, Timestamp};
@@ -97,16 +99,28 @@ pub struct WhatIf {
 
 /// Replays the log up to its head twice into scratch trees (as folded, and repriced) and
 /// compares the per-model breakdowns of the window of `time_range_days` ending with `as_of`.
+///
+/// The trees are written in a directory of their own under `scratch`, removed when the
+/// answer is ready: on disk, because a replay of a large log is as large as the live costs
+/// read model, and sled's default place for a temporary store is `/dev/shm`, i.e. memory.
 pub async fn what_if(
     log: Arc<dyn EventLog>,
     repricing: Repricing,
     time_range_days: Option<u32>,
     as_of: Timestamp,
+    scratch: &Path,
 ) -> Result<WhatIf, String> {
+    static RUNS: AtomicU64 = AtomicU64::new(0);
+    let dir = scratch.join(format!(
+        "what-if-{}-{}",
+        std::process::id(),
+        RUNS.fetch_add(1, Ordering::Relaxed)
+    ));
     let scratch = sled::Config::new()
+        .path(&dir)
         .temporary(true)
         .open()
-        .map_err(|e| format!("cannot open a scratch store: {e}"))?;
+        .map_err(|e| format!("cannot open a scratch store in {}: {e}", dir.display()))?;
     let head = log.head().await.map_err(|e| e.to_string())?;
     let mut trees = Vec::new();
     let projectors: [Arc<dyn Projector>; 2] =

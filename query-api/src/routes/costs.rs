@@ -606,10 +606,16 @@ pub async fn what_if(State(state): State<AppState>, body: Bytes) -> Result<Json<
         substitutions: request.substitutions,
         prices: request.prices,
     };
-    what_if::what_if(state.log.clone(), repricing, request.time_range_days, as_of)
-        .await
-        .map(Json)
-        .map_err(ApiError::Internal)
+    what_if::what_if(
+        state.log.clone(),
+        repricing,
+        request.time_range_days,
+        as_of,
+        &state.scratch,
+    )
+    .await
+    .map(Json)
+    .map_err(ApiError::Internal)
 }
 
 /// `POST /api/analytics/cost/budget-plan` body (seed `create_budget_plan`).

@@ -45,19 +45,21 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
             serde_json::from_value(answer).context("unexpected answer from the server")?
         }
         None => {
-            let log = args
-                .source
-                .log
-                .resolve(&config)
-                .open_log(Duration::from_secs(10))
-                .await?;
+            let paths = args.source.log.resolve(&config);
+            let log = paths.open_log(Duration::from_secs(10)).await?;
             let repricing = Repricing {
                 substitutions,
                 prices: Vec::new(),
             };
-            what_if::what_if(log, repricing, args.days, Timestamp::now())
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot replay the log: {e}"))?
+            what_if::what_if(
+                log,
+                repricing,
+                args.days,
+                Timestamp::now(),
+                &paths.data.join("scratch"),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot replay the log: {e}"))?
         }
     };
     if args.json {
