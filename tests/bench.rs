@@ -127,25 +127,19 @@ fn tiny_bench_prints_a_json_line_per_result() {
 #[test]
 fn a_bench_on_a_given_server_leaves_no_stream_behind() {
     let nats = ats_ingest::testkit::NatsServer::start();
-    let output = common::command()
-        .args([
-            "bench",
-            "--events",
-            "500",
-            "--queries",
-            "5",
-            "--log",
-            "jetstream",
-        ])
-        .args(["--nats", &nats.url()])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let rows = common::stdout_of(
+        common::command()
+            .args([
+                "bench",
+                "--events",
+                "500",
+                "--queries",
+                "5",
+                "--log",
+                "jetstream",
+            ])
+            .args(["--nats", &nats.url()]),
     );
-    let rows = String::from_utf8_lossy(&output.stdout);
     assert!(rows.contains("\"ingest_nats\""), "{rows}");
     // The JetStream API's own answer (the typed account query of this client does not
     // parse this server version's reply).

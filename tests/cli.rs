@@ -7,17 +7,7 @@ mod common;
 use common::{registered, session};
 
 fn run(args: &[&str], data: &std::path::Path) -> (bool, String, String) {
-    let output = common::command()
-        .args(args)
-        .arg("--data")
-        .arg(data)
-        .output()
-        .unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    common::run_cli(args, data)
 }
 
 #[test]

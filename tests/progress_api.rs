@@ -658,24 +658,16 @@ async fn custom_leaderboard_categories_are_fed_by_events() {
         2,
         "op_a and op_b are red: {red}"
     );
-    let out = common::command()
-        .args([
-            "analytics",
-            "leaderboard",
-            "--custom",
-            "ctf_points",
-            "--json",
-            "--url",
-            &server.url,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let cli: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = common::stdout_of(common::command().args([
+        "analytics",
+        "leaderboard",
+        "--custom",
+        "ctf_points",
+        "--json",
+        "--url",
+        &server.url,
+    ]));
+    let cli: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(cli["entries"][0]["operator_id"], "op_a");
     let (status, err) = server.get("/api/analytics/leaderboard?type=custom").await;
     assert_refused(status, &err, 400, "category:");

@@ -110,17 +110,12 @@ async fn kill_9_during_ingest_loses_and_doubles_nothing() {
     // The live read models equal a clean rebuild of the same log.
     let (_, live) = server.get("/api/admin/projectors").await;
     server.stop();
-    let output = common::command()
-        .args(["replay", "--json", "--data"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let replayed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let replayed: Value = serde_json::from_str(&common::stdout_of(
+        common::command()
+            .args(["replay", "--json", "--data"])
+            .arg(dir.path()),
+    ))
+    .unwrap();
     for (live, rebuilt) in live["projectors"]
         .as_array()
         .unwrap()

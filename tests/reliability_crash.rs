@@ -210,13 +210,8 @@ async fn crash_trials(nats: Option<&NatsServer>) {
     let mut args: Vec<String> = vec!["replay".into(), "--json".into(), "--data".into()];
     args.push(dir.path().display().to_string());
     args.extend(nats_args.iter().cloned());
-    let output = common::command().args(&args).output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let replayed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let replayed: Value =
+        serde_json::from_str(&common::stdout_of(common::command().args(&args))).unwrap();
     let live = live["projectors"].as_array().unwrap();
     let rebuilt = replayed["projectors"].as_array().unwrap();
     assert_eq!(live.len(), rebuilt.len());

@@ -265,17 +265,7 @@ async fn recommendations_gaps_learning_and_benchmarks() {
 
     // The CLI against the running server.
     let cli = |args: &[&str]| {
-        let out = common::command()
-            .args(args)
-            .args(["--url", &server.url])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        common::stdout_of(common::command().args(args).args(["--url", &server.url]))
     };
     let plan = cli(&["analytics", "training-plan", "op_t"]);
     assert!(plan.contains("Training Plan: op_t"), "{plan}");

@@ -287,27 +287,43 @@ proptest! {
         let t = tree();
         fold_in(&t, &events, &cuts);
         let (from, to) = (at(0).plus_seconds(bounds.0.min(bounds.1) * 60), at(0).plus_seconds(bounds.0.max(bounds.1) * 60));
-        let mut expected: Vec<(Timestamp, String)> = events
-            .iter()
-            .map(|e| e.envelope().unwrap())
-            .filter(|e| from <= e.occurred_at && e.occurred_at <= to)
-            .map(|e| (e.occurred_at, e.id.to_string()))
-            .collect();
-        expected.sort();
-        let filter = ats_projections::costs::planner::ExportFilter {
-            start: Some(from),
-            end: Some(to),
-            ..Default::default()
-        };
-        let exported: Vec<(Timestamp, String)> =
-            ats_projections::costs::planner::export_usage(&t, &filter)
-                .into_iter()
-                .map(|r| (r.timestamp, r.id))
-                .collect();
-        prop_assert_eq!(exported, expected);
+        prop_assert_eq!(exported(&t, Some(from), Some(to)), usage_between(&events, from, to));
         let all = ats_projections::costs::usage_records(&t);
         prop_assert_eq!(all.len(), events.len());
     }
+}
+
+/// The (time, id) of the usage the tree exports between `start` and `end` (open without).
+fn exported(
+    tree: &sled::Tree,
+    start: Option<Timestamp>,
+    end: Option<Timestamp>,
+) -> Vec<(Timestamp, String)> {
+    let filter = ats_projections::costs::planner::ExportFilter {
+        start,
+        end,
+        ..Default::default()
+    };
+    ats_projections::costs::planner::export_usage(tree, &filter)
+        .into_iter()
+        .map(|r| (r.timestamp, r.id))
+        .collect()
+}
+
+/// The oracle: the (time, id) of the events with `from ≤ occurred_at ≤ to`, sorted.
+fn usage_between(
+    events: &[StoredEvent],
+    from: Timestamp,
+    to: Timestamp,
+) -> Vec<(Timestamp, String)> {
+    let mut found: Vec<(Timestamp, String)> = events
+        .iter()
+        .map(|e| e.envelope().unwrap())
+        .filter(|e| from <= e.occurred_at && e.occurred_at <= to)
+        .map(|e| (e.occurred_at, e.id.to_string()))
+        .collect();
+    found.sort();
+    found
 }
 
 /// One usage event per entry of `seconds`, at that many seconds after [`at`]`(0)`.
@@ -359,16 +375,9 @@ proptest! {
                 "page {:?} holds {} records", key, page.len()
             );
         }
-        let mut expected: Vec<(Timestamp, String)> = events
-            .iter()
-            .map(|e| e.envelope().unwrap())
-            .map(|e| (e.occurred_at, e.id.to_string()))
-            .collect();
-        expected.sort();
-        let exported: Vec<(Timestamp, String)> = ats_projections::costs::usage_records(&split)
-            .into_iter()
-            .map(|r| (r.timestamp, r.id))
-            .collect();
-        prop_assert_eq!(exported, expected);
+        prop_assert_eq!(
+            exported(&split, None, None),
+            usage_between(&events, Timestamp::from_micros(i64::MIN), Timestamp::from_micros(i64::MAX))
+        );
     }
 }

@@ -330,6 +330,18 @@ pub fn registered(op: &str, name: &str) -> Value {
            "data": {"operator_id": op, "name": name, "team": "red"}})
 }
 
+/// Runs `command` and returns its stdout; the test fails with its stderr if it fails.
+#[track_caller]
+pub fn stdout_of(command: &mut Command) -> String {
+    let output = command.output().expect("cannot run the command");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 /// Runs the binary with `args` over the data directory `data`: success, stdout, stderr.
 pub fn run_cli(args: &[&str], data: &Path) -> (bool, String, String) {
     let output = command()
