@@ -81,6 +81,12 @@ impl Paths {
         }
     }
 
+    /// Where scratch stores are written (the what-if replays), each removed when its answer
+    /// is ready: on disk, beside the read models.
+    pub fn scratch(&self) -> PathBuf {
+        self.data.join("scratch")
+    }
+
     /// Opens the log. JetStream is retried with backoff until `patience` runs out.
     pub async fn open_log(&self, patience: Duration) -> anyhow::Result<Arc<dyn EventLog>> {
         self.open_log_reporting(patience, |_| {}).await

@@ -170,7 +170,7 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
     let scheduled = scheduled_reports(&config, args.demo)?;
     state.report_formats = report_formats(&config)?;
     // Scratch stores are removed when their answer is ready; what a crash left is removed here.
-    state.scratch = paths.data.join("scratch");
+    state.scratch = paths.scratch();
     match std::fs::remove_dir_all(&state.scratch) {
         Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
             tracing::warn!(%err, dir = %state.scratch.display(), "cannot clear the scratch directory");

@@ -56,7 +56,7 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
                 repricing,
                 args.days,
                 Timestamp::now(),
-                &paths.data.join("scratch"),
+                &paths.scratch(),
             )
             .await
             .map_err(|e| anyhow::anyhow!("cannot replay the log: {e}"))?
