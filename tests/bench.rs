@@ -153,3 +153,42 @@ fn a_bench_on_a_given_server_leaves_no_stream_behind() {
     });
     assert_eq!(names["total"], 0, "{names}");
 }
+
+/// `--write-history` writes the bench's synthetic history as NDJSON and measures nothing:
+/// every line imports, a second import is all repeats, and a replay folds the whole log
+/// (what profiling a fold or the store alone starts from).
+#[test]
+fn the_synthetic_history_written_out_imports_and_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("history.ndjson");
+    let data = dir.path().join("data");
+    common::stdout_of(common::command().args([
+        "bench",
+        "--events",
+        "600",
+        "--write-history",
+        file.to_str().unwrap(),
+    ]));
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(text.lines().count(), 600);
+    let first: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(first["type"], "ats.session.completed", "{first}");
+    assert!(!data.exists(), "a history written out measures nothing");
+
+    let (ok, out, err) = common::run_cli(&["import", file.to_str().unwrap(), "--json"], &data);
+    assert!(ok, "{err}");
+    let imported: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(imported["appended"], 600, "{imported}");
+    let (ok, out, err) = common::run_cli(&["import", file.to_str().unwrap(), "--json"], &data);
+    assert!(ok, "{err}");
+    let again: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (again["appended"].as_u64(), again["duplicates"].as_u64()),
+        (Some(0), Some(600))
+    );
+
+    let (ok, out, err) = common::run_cli(&["replay", "--json"], &data);
+    assert!(ok, "{err}");
+    let replay: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(replay["head"], 600, "{replay}");
+}

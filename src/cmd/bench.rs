@@ -43,6 +43,10 @@ pub struct Args {
     /// A NATS server to use; without it the bench starts its own `nats-server -js`.
     #[arg(long, env = "ATS_NATS_URL")]
     pub nats: Option<String>,
+    /// Write the synthetic history to this file as NDJSON CloudEvents (one per line) and
+    /// exit without measuring: `import` it to profile a fold, a replay or the store alone.
+    #[arg(long, value_name = "FILE")]
+    pub write_history: Option<std::path::PathBuf>,
 }
 
 /// Logs to measure.
@@ -169,6 +173,22 @@ fn request_bodies(events: &[Envelope], batch: usize) -> anyhow::Result<Vec<Vec<u
             )
         })
         .collect::<Result<_, _>>()?)
+}
+
+/// Writes `events` to `path` as NDJSON CloudEvents, the format `ats-mafia import` reads.
+fn write_history(path: &std::path::Path, events: &[Envelope]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let file =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    for event in events {
+        serde_json::to_writer(&mut out, &cloudevents::to_cloud_event(event))?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    eprintln!("wrote {} events to {}", events.len(), path.display());
+    Ok(())
 }
 
 /// Results, printed as JSON lines as they come and as a table at the end.
@@ -451,6 +471,9 @@ pub async fn run(args: Args, _config: Config) -> anyhow::Result<()> {
     let started = Instant::now();
     eprintln!("generating {} synthetic events…", args.events);
     let events = synthetic(args.events, "bench");
+    if let Some(path) = &args.write_history {
+        return write_history(path, &events);
+    }
     let bodies = request_bodies(&events, args.batch)?;
     let encoded: Vec<Vec<u8>> = events.iter().map(codec::encode).collect::<Result<_, _>>()?;
     let mut report = Report::default();
