@@ -708,8 +708,21 @@ pub async fn replay_into(
         position = folded.position;
         progress(position);
     }
-    tree.flush_async().await.map_err(|e| e.to_string())?;
-    Ok(())
+    flush(tree).await
+}
+
+/// Flushes `tree` on tokio's blocking pool. Not `sled::Tree::flush_async`: that runs the
+/// flush on sled's own pool, whose seven resident threads, once seven rebuilds flush at the
+/// same time, all wait there for an io buffer whose write is queued behind them — and that
+/// pool adds a thread only when eight tasks are queued, so the process hung for good
+/// (`recreated_log_fails_the_projector_until_a_rebuild`, about once in 30 runs).
+async fn flush(tree: &sled::Tree) -> Result<(), String> {
+    let tree = tree.clone();
+    tokio::task::spawn_blocking(move || tree.flush())
+        .await
+        .map_err(|e| format!("flush task failed: {e}"))?
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// Rebuilds every projector offline from position 0 (the `replay` command): each into a
@@ -788,7 +801,7 @@ pub async fn rebuild_all(
     let mut out = Vec::with_capacity(jobs.len());
     for (projector, tree, old) in jobs {
         let name = projector.name();
-        tree.flush_async().await.map_err(|e| e.to_string())?;
+        flush(&tree).await?;
         store
             .set_active_generation(name, old + 1)
             .map_err(|e| e.to_string())?;
