@@ -267,7 +267,9 @@ static PERFORMANCE_CACHE: Mutex<Option<PerformanceEntry>> = Mutex::new(None);
 fn performance_alerts(models: &ReadModels, threshold: f64, as_of: Timestamp) -> Arc<Vec<Alert>> {
     let tree = &models.profiles;
     // Read before the summaries: a session folded in between makes the next request miss,
-    // never serve an older answer under a newer count.
+    // never serve an older answer under a newer count. A fold commits key by key, so what
+    // is read while a commit is under way is answered but not kept.
+    let settled = crate::runtime::settled(tree);
     let counts = profiles::counts(tree);
     if counts.latest_start.is_some_and(|latest| latest > as_of) {
         // A question about the past: sessions started since are set aside per operator.
@@ -303,12 +305,14 @@ fn performance_alerts(models: &ReadModels, threshold: f64, as_of: Timestamp) -> 
         &mut out,
     );
     let alerts = Arc::new(out);
-    *lock() = Some((
-        tree.clone(),
-        counts.sessions,
-        threshold.to_bits(),
-        alerts.clone(),
-    ));
+    if settled.is_some() && settled == crate::runtime::settled(tree) {
+        *lock() = Some((
+            tree.clone(),
+            counts.sessions,
+            threshold.to_bits(),
+            alerts.clone(),
+        ));
+    }
     alerts
 }
 

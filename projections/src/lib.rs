@@ -3,9 +3,9 @@
 //! - [`Projector`]: a pure fold of events into one sled tree, via a [`View`] that caches what
 //!   a batch touches and writes each changed key once per batch.
 //! - [`runtime`]: runs each projector as an independent task — catch up, then tail; the
-//!   checkpoint and a running digest of the tree are written in the **same**
-//!   atomic sled batch as the read-model changes, so a crash never applies an event twice or
-//!   skips one. Poison events go to a dead-letter range of the tree. Rebuilds replay into a
+//!   checkpoint and a running digest of the tree are written after the read-model changes,
+//!   between the setting and the removal of a marker, so a crash never applies an event twice
+//!   or skips one (a tree found marked is folded again from 0). Poison events go to a dead-letter range of the tree. Rebuilds replay into a
 //!   fresh tree and swap it in atomically.
 //! - [`store::Store`]: the sled database, verified at open and rebuilt when it is damaged.
 //! - Read models: [`profiles`] (operators, skills, sessions, metrics), [`progress`] (XP,

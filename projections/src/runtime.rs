@@ -11,11 +11,14 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{watch, Notify};
 
 use crate::store::{Store, StoreError};
-use crate::view::{Encoding, View};
+use crate::view::{Changes, Encoding, View};
 
 /// Reserved keys sort after every read-model key (`0xff` never starts a UTF-8 key).
 const CHECKPOINT_KEY: &[u8] = b"\xff\x00checkpoint";
 const DIGEST_KEY: &[u8] = b"\xff\x00digest";
+/// Present while a fold's writes are being applied (see [`commit`]): a tree holding it was
+/// cut in the middle of a batch.
+const TORN_KEY: &[u8] = b"\xff\x00torn";
 const DEAD_PREFIX: &[u8] = b"\xff\x02";
 
 /// Events a projector following the log folds at most per batch (and per sled write). Bigger
@@ -198,6 +201,19 @@ fn read_u64(tree: &sled::Tree, key: &[u8]) -> u64 {
         .unwrap_or(0)
 }
 
+/// The tree's checkpoint when no fold is committing to it, else `None`.
+///
+/// Readers see a commit's writes one by one (see [`commit_writes`]). Something computed from
+/// several keys and kept for later — a cache keyed on one of them — is safe to keep only if
+/// this gave the same `Some` before and after the reads: no commit was under way, and none
+/// began and ended in between (it would have moved the checkpoint).
+pub fn settled(tree: &sled::Tree) -> Option<Position> {
+    match tree.contains_key(TORN_KEY) {
+        Ok(false) => Some(checkpoint(tree)),
+        _ => None,
+    }
+}
+
 /// What folding one batch did.
 #[derive(Debug, Default)]
 pub struct Folded {
@@ -209,16 +225,28 @@ pub struct Folded {
     pub recorded_at: Option<Timestamp>,
 }
 
-/// Folds a batch into `tree`: read-model changes, dead letters, checkpoint and digest in one
-/// atomic sled batch. A [`Repeat`] of an earlier event is skipped when it is a retry and
+/// Folds a batch into `tree`: read-model changes, dead letters, checkpoint and digest, written
+/// as one commit (see [`commit_writes`]: a crash leaves all of it, none of it, or a tree
+/// marked as cut). A [`Repeat`] of an earlier event is skipped when it is a retry and
 /// dead-lettered when it is a conflict (the log decides which, once for every projector).
 pub fn fold_batch(
     projector: &dyn Projector,
     tree: &sled::Tree,
     events: &[StoredEvent],
 ) -> Result<Folded, ApplyError> {
+    let (writes, folded) = fold_writes(projector, tree, events)?;
+    commit(tree, writes).map_err(|e| ApplyError::Storage(e.to_string()))?;
+    Ok(folded)
+}
+
+/// Folds a batch: the writes of its commit ([`commit_writes`]), not made yet.
+pub(crate) fn fold_writes(
+    projector: &dyn Projector,
+    tree: &sled::Tree,
+    events: &[StoredEvent],
+) -> Result<(Writes, Folded), ApplyError> {
     let Some(last) = events.last() else {
-        return Ok(Folded::default());
+        return Ok((Vec::new(), Folded::default()));
     };
     // Events refused so far in this batch, by index. A refused event may have changed the
     // view before failing, so the batch is folded again from scratch without it.
@@ -263,23 +291,85 @@ pub fn fold_batch(
             }
             recorded_at = Some(event.recorded_at);
         }
-        let mut batch = sled::Batch::default();
-        let (added, removed) = view.into_batch(&mut batch)?;
-        let digest = read_u64(tree, DIGEST_KEY)
-            .wrapping_add(added)
-            .wrapping_sub(removed);
-        batch.insert(DIGEST_KEY, &digest.to_be_bytes());
-        batch.insert(CHECKPOINT_KEY, &last.position.to_be_bytes());
-        tree.apply_batch(batch)
-            .map_err(|e| ApplyError::Storage(e.to_string()))?;
-        return Ok(Folded {
+        let writes = commit_writes(
+            read_u64(tree, DIGEST_KEY),
+            view.into_changes()?,
+            last.position,
+        );
+        let folded = Folded {
             position: last.position,
             dead_letters: refused.len() as u64
                 + conflicts
                 + events.iter().filter(|e| e.event.is_err()).count() as u64,
             recorded_at,
-        });
+        };
+        return Ok((writes, folded));
     }
+}
+
+/// Keys in the order they are written, each with its new bytes (`None` = removed).
+pub(crate) type Writes = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
+/// Makes a batch's writes: its changes, its digest and its checkpoint ([`commit_writes`]).
+///
+/// One sled write per key instead of one sled batch: a batch (or transaction) anywhere in
+/// the process turns on sled's process-wide lock, after which every read of every tree
+/// waits while any batch is applied (a fold's batch of thousands of keys held the queries
+/// for milliseconds), and a large batch keeps the io buffers and node versions it touched
+/// in memory until it ends.
+pub(crate) fn commit(tree: &sled::Tree, writes: Writes) -> sled::Result<()> {
+    for (key, value) in writes {
+        match value {
+            Some(value) => tree.insert(key, value)?,
+            None => tree.remove(key)?,
+        };
+    }
+    Ok(())
+}
+
+/// The writes of one commit, in the order they are made: [`TORN_KEY`], the changes, the
+/// digest (`digest` is the tree's before the batch), the checkpoint, and the marker's removal.
+///
+/// sled recovers a prefix of a thread's writes in the order they were made, so after a
+/// crash a tree holds the marker exactly when it holds part of a batch: [`Runtime::start`]
+/// then folds that projector again from position 0. A batch that changed nothing but the
+/// checkpoint is that one atomic write.
+fn commit_writes(digest: u64, changes: Changes, position: Position) -> Writes {
+    let checkpoint = Some(position.to_be_bytes().to_vec());
+    if changes.writes.is_empty() {
+        return vec![(CHECKPOINT_KEY.to_vec(), checkpoint)];
+    }
+    let digest = digest
+        .wrapping_add(changes.added)
+        .wrapping_sub(changes.removed);
+    let mut writes = Vec::with_capacity(changes.writes.len() + 4);
+    writes.push((TORN_KEY.to_vec(), checkpoint.clone()));
+    writes.extend(changes.writes);
+    writes.push((DIGEST_KEY.to_vec(), Some(digest.to_be_bytes().to_vec())));
+    writes.push((CHECKPOINT_KEY.to_vec(), checkpoint));
+    writes.push((TORN_KEY.to_vec(), None));
+    writes
+}
+
+/// The active generation and tree of `projector`, or, if a crash cut that tree in the middle
+/// of a batch, an empty tree of the next generation in its place (to fold again from 0).
+/// Whatever folds into an active tree opens it through here.
+pub fn active_tree(store: &Store, projector: &str) -> Result<(u64, sled::Tree), StoreError> {
+    let generation = store.active_generation(projector)?;
+    let tree = store.tree(projector, generation)?;
+    if !tree.contains_key(TORN_KEY).unwrap_or(false) {
+        return Ok((generation, tree));
+    }
+    tracing::warn!(
+        projector,
+        "read model cut in the middle of a batch by a crash: folding the log again from position 0"
+    );
+    let fresh = generation + 1;
+    let empty = store.tree(projector, fresh)?;
+    empty.clear().map_err(|e| store.sled_err(e))?;
+    store.set_active_generation(projector, fresh)?;
+    store.drop_tree(projector, generation)?;
+    Ok((fresh, empty))
 }
 
 fn dead_letter(view: &mut View<'_>, stored: &StoredEvent, reason: &str) -> Result<(), ApplyError> {
@@ -313,8 +403,7 @@ impl Runtime {
     ) -> Result<Arc<Self>, StoreError> {
         let mut handles = Vec::with_capacity(projectors.len());
         for projector in projectors {
-            let generation = store.active_generation(projector.name())?;
-            let tree = store.tree(projector.name(), generation)?;
+            let (generation, tree) = active_tree(&store, projector.name())?;
             let status = ProjectorStatus {
                 name: projector.name(),
                 state: ProjectorState::CatchingUp,
@@ -928,6 +1017,97 @@ mod tests {
             (1..=cores).contains(&most),
             "{most} folds ran at once on {cores} cores"
         );
+    }
+
+    /// A crash can stop a commit after any of its writes (sled recovers a prefix of them):
+    /// the tree is then the tree before the batch, the tree after it, or marked as cut.
+    #[test]
+    fn a_commit_cut_after_any_write_is_before_after_or_marked() {
+        let first = [assessed(1, "recon", 0.5), assessed(2, "exploit", 0.25)];
+        // Overwrites, a removal, a new key and a refused event in one batch.
+        let second = [
+            assessed(3, "recon", 0.75),
+            assessed(4, "exploit", 0.0),
+            assessed(5, "stealth", 1.0),
+            assessed(6, "reporting", 0.5),
+        ];
+        let before = tree();
+        fold_batch(&Scores, &before, &first).unwrap();
+        let after = tree();
+        fold_batch(&Scores, &after, &first).unwrap();
+        fold_batch(&Scores, &after, &second).unwrap();
+        let (before, after) = (entries(&before), entries(&after));
+
+        // The writes `fold_batch` makes for `second`, in its order.
+        let writes = {
+            let t = tree();
+            fold_batch(&Scores, &t, &first).unwrap();
+            fold_writes(&Scores, &t, &second).unwrap().0
+        };
+        for cut in 0..=writes.len() {
+            let t = tree();
+            fold_batch(&Scores, &t, &first).unwrap();
+            commit(&t, writes[..cut].to_vec()).unwrap();
+            let now = entries(&t);
+            match cut {
+                0 => assert_eq!(now, before),
+                n if n == writes.len() => assert_eq!(now, after, "all the writes are the batch"),
+                _ => assert!(t.contains_key(TORN_KEY).unwrap(), "cut after {cut} writes"),
+            }
+        }
+        // A batch that only moves the checkpoint is one write, and no marker.
+        let quiet = commit_writes(0, Changes::default(), 9);
+        assert_eq!(
+            quiet,
+            vec![(CHECKPOINT_KEY.to_vec(), Some(9u64.to_be_bytes().to_vec()))]
+        );
+    }
+
+    /// A projector whose tree a crash left marked as cut folds the log again from 0 into a
+    /// fresh generation when the runtime starts: what it ends with is a clean rebuild's tree.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_tree_cut_by_a_crash_is_folded_again_from_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let log: Arc<dyn EventLog> =
+            Arc::new(ats_ingest::embedded::EmbeddedLog::open(dir.path().join("log.redb")).unwrap());
+        let events: Vec<Envelope> = (1..=40)
+            .map(|i| {
+                let skill = ["recon", "exploit", "stealth"][i % 3];
+                assessed(i as Position, skill, (i % 7) as f64 / 10.0)
+                    .envelope()
+                    .unwrap()
+                    .clone()
+            })
+            .collect();
+        log.append(events).await.unwrap();
+        let projectors = || vec![Arc::new(Scores) as Arc<dyn Projector>];
+        let wait = Duration::from_secs(30);
+
+        let store = Store::open(dir.path().join("rm")).unwrap();
+        let runtime = Runtime::start(store.clone(), log.clone(), projectors()).unwrap();
+        assert!(runtime.wait_for(40, wait).await);
+        runtime.shutdown().await;
+        // Half of a later batch: its marker and one of its keys, nothing after.
+        let cut = store.tree("scores_v1", 0).unwrap();
+        cut.insert(TORN_KEY, &41u64.to_be_bytes()).unwrap();
+        cut.insert(b"k/half", b"written".as_slice()).unwrap();
+        drop(runtime);
+
+        let runtime = Runtime::start(store.clone(), log.clone(), projectors()).unwrap();
+        assert!(runtime.wait_for(40, wait).await);
+        let handle = runtime.handle("scores_v1").unwrap();
+        assert_eq!(handle.status().generation, 1);
+        assert_eq!(store.active_generation("scores_v1").unwrap(), 1);
+
+        let clean = tempfile::tempdir().unwrap();
+        let clean = Store::open(clean.path().join("rm")).unwrap();
+        rebuild_all(&clean, log.clone(), projectors(), |_, _, _| {})
+            .await
+            .unwrap();
+        let rebuilt = clean.tree("scores_v1", 1).unwrap();
+        assert_eq!(entries(&handle.tree()), entries(&rebuilt));
+        assert_eq!(handle.status().digest, digest(&rebuilt));
+        runtime.shutdown().await;
     }
 
     #[test]

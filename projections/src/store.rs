@@ -197,7 +197,7 @@ impl Store {
         })
     }
 
-    fn sled_err(&self, source: sled::Error) -> StoreError {
+    pub(crate) fn sled_err(&self, source: sled::Error) -> StoreError {
         StoreError::Sled {
             path: self.path.clone(),
             source,

@@ -79,11 +79,11 @@ pub(crate) fn entry_hash(key: &[u8], value: &[u8]) -> u64 {
 /// The read-model state a projector sees while folding one batch.
 ///
 /// Keys are loaded from the tree on first touch, then served from memory; at the end of the
-/// batch every changed key is encoded and written once, with the checkpoint, in one atomic
-/// sled batch. The slots are a hash map (a batch touches thousands of keys, and an ordered
-/// map's comparisons were a tenth of a replay): the order they are visited in at the end
-/// changes nothing, since the batch lands atomically and the digest is a sum. Its hasher
-/// has a fixed key, so even that order is the same in every run.
+/// batch every changed key is encoded and written once, in key order, with the checkpoint
+/// (one commit: see `runtime::commit_writes`). The slots are a hash map (a batch touches
+/// thousands of keys, and an ordered map's comparisons were a tenth of a replay): the
+/// changes are sorted once at the end, and the digest is a sum, so their order in the map
+/// changes nothing.
 pub struct View<'a> {
     tree: &'a sled::Tree,
     encoding: Encoding,
@@ -259,13 +259,13 @@ impl<'a> View<'a> {
         Ok(())
     }
 
-    /// Encodes every changed key into `batch` and returns the change to the tree digest.
+    /// Encodes every changed key: the writes in key order, and the change to the tree digest.
     ///
     /// A key touched for change but encoding to the bytes it already had (a profile merely
     /// looked up through `entry`) is left out: the tree and its digest are the same either
     /// way, and a sled write costs far more than the comparison.
-    pub(crate) fn into_batch(self, batch: &mut sled::Batch) -> Result<(u64, u64), ApplyError> {
-        let (mut added, mut removed) = (0u64, 0u64);
+    pub(crate) fn into_changes(self) -> Result<Changes, ApplyError> {
+        let mut changes = Changes::default();
         for (key, slot) in self.slots {
             if !slot.dirty {
                 continue;
@@ -279,18 +279,28 @@ impl<'a> View<'a> {
                 continue;
             }
             if let Some(old) = &slot.old {
-                removed = removed.wrapping_add(entry_hash(&key, old));
+                changes.removed = changes.removed.wrapping_add(entry_hash(&key, old));
             }
-            match bytes {
-                Some(bytes) => {
-                    added = added.wrapping_add(entry_hash(&key, &bytes));
-                    batch.insert(key, bytes);
-                }
-                None => batch.remove(key),
+            if let Some(bytes) = &bytes {
+                changes.added = changes.added.wrapping_add(entry_hash(&key, bytes));
             }
+            changes.writes.push((key, bytes));
         }
-        Ok((added, removed))
+        // In key order, as sled's own batches applied them: neighbouring keys share leaves.
+        changes.writes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        Ok(changes)
     }
+}
+
+/// What a batch changed in its tree: see [`View::into_changes`].
+#[derive(Default)]
+pub(crate) struct Changes {
+    /// Keys in order, each with its new bytes (`None` = removed).
+    pub writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    /// Sum of the hashes of the entries written.
+    pub added: u64,
+    /// Sum of the hashes of the entries they replaced.
+    pub removed: u64,
 }
 
 #[cfg(test)]
@@ -343,9 +353,9 @@ mod tests {
         let mut view = View::new(&tree, Encoding::Positional);
         view.put(b"put", sample()).unwrap();
         view.entry(b"entry", sample).unwrap();
-        let mut batch = sled::Batch::default();
-        view.into_batch(&mut batch).unwrap();
-        tree.apply_batch(batch).unwrap();
+        for (key, value) in view.into_changes().unwrap().writes {
+            tree.insert(key, value.unwrap()).unwrap();
+        }
         let stored = tree.get(b"put").unwrap().unwrap();
         assert_eq!(stored, tree.get(b"entry").unwrap().unwrap());
         assert_eq!(stored.as_ref(), rmp_serde::to_vec(&sample()).unwrap());
@@ -361,9 +371,9 @@ mod tests {
         // A later batch reads the array back, changes it, and writes an array again.
         let mut view = View::new(&tree, Encoding::Positional);
         view.get_mut::<Sample>(b"put").unwrap().unwrap().requests += 1;
-        let mut batch = sled::Batch::default();
-        view.into_batch(&mut batch).unwrap();
-        tree.apply_batch(batch).unwrap();
+        for (key, value) in view.into_changes().unwrap().writes {
+            tree.insert(key, value.unwrap()).unwrap();
+        }
         let changed = Sample {
             requests: 4,
             ..sample()

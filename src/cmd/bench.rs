@@ -958,8 +958,8 @@ struct StorageFloor {
 }
 
 /// Writes every entry the rebuild produced (same keys, same bytes) into a fresh sled
-/// database, in key order and batches of 8,192 entries: no decode, no fold, no digest, and
-/// the cheapest insertion order. A rebuild cannot be faster than this, whatever the folds
+/// database, in key order, one write per key as the folds write: no decode, no fold, no
+/// digest, and the cheapest insertion order. A rebuild cannot be faster than this, whatever the folds
 /// cost; it says how much of the gap to the `HashMap` ceiling is the read models' size.
 fn storage_floor(rebuilt: &Store) -> anyhow::Result<StorageFloor> {
     // A store opened as the engine opens one: the same sled settings, no second copy of them.
@@ -979,14 +979,14 @@ fn storage_floor(rebuilt: &Store) -> anyhow::Result<StorageFloor> {
             if chunk.is_empty() {
                 break;
             }
+            // One write per key, as the folds write (a sled batch would turn on its
+            // process-wide lock for the rest of this process, the rebuild's included).
             let t = Instant::now();
-            let mut batch = sled::Batch::default();
             for (key, value) in chunk {
                 keys += 1;
                 bytes += (key.len() + value.len()) as u64;
-                batch.insert(key, value);
+                target.insert(key, value)?;
             }
-            target.apply_batch(batch)?;
             seconds += t.elapsed().as_secs_f64();
         }
         let t = Instant::now();

@@ -118,6 +118,41 @@ fn performance_alerts_follow_each_session_folded_into_the_tree() {
     assert_eq!(performance(&m), []);
 }
 
+/// A session's commit cut anywhere: a dashboard asked in the middle may answer from part
+/// of it, but what it keeps answers for the whole session once the commit ends.
+#[test]
+fn performance_alerts_read_in_the_middle_of_a_commit_are_not_kept() {
+    let performance = |m: &ReadModels| -> Vec<Option<String>> {
+        current_alerts(m, &[], 0.6, as_of())
+            .into_iter()
+            .filter(|a| a.alert_type == AlertType::PerformanceIssue)
+            .map(|a| a.operator_id)
+            .collect()
+    };
+    // op_b: (1.0 + 0.4) / 2 = 0.7.
+    let recovery = [ats_ingest::StoredEvent::new(
+        1_000,
+        completed("s6", "op_b", "2026-11-10T11:50:00Z", 0.5, 1.0, true),
+    )];
+    let projector = crate::profiles::ProfilesProjector;
+    let cuts = {
+        let m = models(&history());
+        crate::runtime::fold_writes(&projector, &m.profiles, &recovery)
+            .unwrap()
+            .0
+            .len()
+    };
+    for cut in 1..cuts {
+        let m = models(&history());
+        assert_eq!(performance(&m), [Some("op_b".to_owned())]);
+        let (writes, _) = crate::runtime::fold_writes(&projector, &m.profiles, &recovery).unwrap();
+        crate::runtime::commit(&m.profiles, writes[..cut].to_vec()).unwrap();
+        performance(&m);
+        crate::runtime::commit(&m.profiles, writes[cut..].to_vec()).unwrap();
+        assert_eq!(performance(&m), [], "cut after {cut}");
+    }
+}
+
 /// Whether the acknowledgements are scanned (no more of them than alerts to check) or read
 /// one per alert (more of them), the same alerts are active, in the list and the summary.
 #[test]

@@ -373,7 +373,7 @@ async fn catch_up(
         .into_iter()
         .find(|p| p.name() == name)
         .ok_or_else(|| anyhow::anyhow!("no projector {name}"))?;
-    let tree = store.tree(name, store.active_generation(name)?)?;
+    let (_, tree) = ats_projections::runtime::active_tree(store, name)?;
     let head = log.head().await?;
     ats_projections::runtime::replay_into(projector, &tree, log, head, |_| {})
         .await

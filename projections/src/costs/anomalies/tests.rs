@@ -8,7 +8,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::costs::CostsProjector;
-use crate::runtime::fold_batch;
+use crate::runtime::{commit, fold_batch, fold_writes};
 
 /// `detect` as it was before the cache, verbatim: the whole span read and judged.
 fn detect_uncached(tree: &sled::Tree, window_days: u32, as_of: Timestamp) -> Vec<SpendAnomaly> {
@@ -247,6 +247,49 @@ fn a_late_event_changes_the_answer() {
     let after = detect(&f.tree, 1, as_of(28));
     assert!(after.is_empty(), "the baseline moved: {after:?}");
     assert_eq!(after, detect_uncached(&f.tree, 1, as_of(28)));
+}
+
+/// A fold commits key by key; a dashboard asked in the middle of a commit may answer from
+/// part of it, but must not keep what it read for later (under a stamp that claims more or
+/// less than it read), or every later answer would be wrong. Cut anywhere.
+#[test]
+fn a_read_in_the_middle_of_a_commit_is_not_cached() {
+    let start = |f: &mut Folder| {
+        let steady: Vec<Envelope> = (0..28)
+            .map(|day| usage(day as usize, day, "openai/gpt-4o", "op_1", "recon", 1.0))
+            .collect();
+        f.fold(&steady);
+        f.fold(&[usage(100, 28, "openai/gpt-4o", "op_1", "recon", 2.0)]);
+        assert!(!detect(&f.tree, 1, as_of(28)).is_empty());
+        // Late usage of a second model doubles every day of the baseline.
+        let late: Vec<StoredEvent> = (0..28)
+            .map(|day| {
+                f.position += 1;
+                let event = usage(300 + day as usize, day, "openai/o1", "op_1", "recon", 1.0);
+                StoredEvent::new(f.position, event)
+            })
+            .collect();
+        fold_writes(&CostsProjector, &f.tree, &late).unwrap().0
+    };
+    let cuts = start(&mut Folder::new()).len();
+    for cut in 1..cuts {
+        let mut f = Folder::new();
+        let writes = start(&mut f);
+        commit(&f.tree, writes[..cut].to_vec()).unwrap();
+        detect(&f.tree, 1, as_of(28));
+        commit(&f.tree, writes[cut..].to_vec()).unwrap();
+        let after = detect(&f.tree, 1, as_of(28));
+        assert_eq!(
+            after,
+            detect_uncached(&f.tree, 1, as_of(28)),
+            "cut after {cut}"
+        );
+        // The day is twice the old total baseline and equal to the new one.
+        assert!(
+            !after.iter().any(|a| a.dimension == "total"),
+            "the total's baseline moved: {after:?}"
+        );
+    }
 }
 
 #[test]
