@@ -201,15 +201,16 @@ fn read_u64(tree: &sled::Tree, key: &[u8]) -> u64 {
         .unwrap_or(0)
 }
 
-/// The tree's checkpoint when no fold is committing to it, else `None`.
+/// The tree's digest when no fold is committing to it, else `None`.
 ///
 /// Readers see a commit's writes one by one (see [`commit_writes`]). Something computed from
-/// several keys and kept for later — a cache keyed on one of them — is safe to keep only if
-/// this gave the same `Some` before and after the reads: no commit was under way, and none
-/// began and ended in between (it would have moved the checkpoint).
-pub fn settled(tree: &sled::Tree) -> Option<Position> {
+/// several keys and kept for later — a cache keyed on one of them — is safe to keep if this
+/// gave the same `Some` before and after the reads: no commit was under way, and none that
+/// changed a key began and ended in between (it would have changed the digest; a commit
+/// that only moves the checkpoint does not, and does not change what was read).
+pub fn settled(tree: &sled::Tree) -> Option<u64> {
     match tree.contains_key(TORN_KEY) {
-        Ok(false) => Some(checkpoint(tree)),
+        Ok(false) => Some(read_u64(tree, DIGEST_KEY)),
         _ => None,
     }
 }

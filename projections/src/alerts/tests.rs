@@ -93,18 +93,20 @@ fn performance_alert_clears_when_recent_scores_recover() {
         .all(|a| a.alert_type != AlertType::PerformanceIssue));
 }
 
+/// The operators with a performance alert (threshold 0.6).
+fn performance(m: &ReadModels) -> Vec<Option<String>> {
+    current_alerts(m, &[], 0.6, as_of())
+        .into_iter()
+        .filter(|a| a.alert_type == AlertType::PerformanceIssue)
+        .map(|a| a.operator_id)
+        .collect()
+}
+
 /// Performance alerts are kept between requests until a session is folded: one folded into
 /// the same tree is seen at once.
 #[test]
 fn performance_alerts_follow_each_session_folded_into_the_tree() {
     let m = models(&history());
-    let performance = |m: &ReadModels| -> Vec<Option<String>> {
-        current_alerts(m, &[], 0.6, as_of())
-            .into_iter()
-            .filter(|a| a.alert_type == AlertType::PerformanceIssue)
-            .map(|a| a.operator_id)
-            .collect()
-    };
     assert_eq!(performance(&m), [Some("op_b".to_owned())]);
     assert_eq!(performance(&m), [Some("op_b".to_owned())]);
     // op_b: (1.0 + 0.4) / 2 = 0.7.
@@ -122,13 +124,6 @@ fn performance_alerts_follow_each_session_folded_into_the_tree() {
 /// of it, but what it keeps answers for the whole session once the commit ends.
 #[test]
 fn performance_alerts_read_in_the_middle_of_a_commit_are_not_kept() {
-    let performance = |m: &ReadModels| -> Vec<Option<String>> {
-        current_alerts(m, &[], 0.6, as_of())
-            .into_iter()
-            .filter(|a| a.alert_type == AlertType::PerformanceIssue)
-            .map(|a| a.operator_id)
-            .collect()
-    };
     // op_b: (1.0 + 0.4) / 2 = 0.7.
     let recovery = [ats_ingest::StoredEvent::new(
         1_000,

@@ -650,10 +650,12 @@ fn past(tree: &sled::Tree, before: &[String], window: usize) -> Arc<Past> {
         before.last().cloned().unwrap_or_default(),
     );
     // Read before the buckets: a batch landing in between then changes the stamp, so series
-    // holding some of its usage are never kept under a stamp that claims all of it. A fold
-    // commits key by key (the day buckets of the stamp before the other dimensions'), so
-    // what is read while a commit is under way is answered but not kept.
-    let settled = crate::runtime::settled(tree);
+    // holding some of its usage are never kept under a stamp that claims all of it. That
+    // holds in the middle of a commit too: a fold writes its keys one by one in key order,
+    // so a day's `time_period` bucket (the stamp) lands after every other dimension's
+    // buckets of that batch. (`runtime::settled` would be stricter, and under a steady
+    // ingest of today's usage, which changes no stamp, it would keep nothing: every
+    // dashboard would read the whole baseline again.)
     let stamp = stamp(tree, before);
     let lock = || {
         PAST_CACHE
@@ -693,9 +695,8 @@ fn past(tree: &sled::Tree, before: &[String], window: usize) -> Arc<Past> {
         None => series_of(tree, before),
     };
     let computed = Arc::new(Past::new(&series, before, window));
-    let kept = settled.is_some() && settled == crate::runtime::settled(tree);
     let mut cache = lock();
-    if kept && cache.tree.as_ref().is_some_and(|t| same_tree(t, tree)) {
+    if cache.tree.as_ref().is_some_and(|t| same_tree(t, tree)) {
         cache.entries.retain(|c| c.span != span);
         cache.entries.insert(
             0,

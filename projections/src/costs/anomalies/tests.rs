@@ -250,8 +250,9 @@ fn a_late_event_changes_the_answer() {
 }
 
 /// A fold commits key by key; a dashboard asked in the middle of a commit may answer from
-/// part of it, but must not keep what it read for later (under a stamp that claims more or
-/// less than it read), or every later answer would be wrong. Cut anywhere.
+/// part of it, but must not keep what it read under a stamp that claims more than it read,
+/// or every later answer would be wrong. Cut anywhere. (It holds because a commit writes in
+/// key order, the stamp's `time_period` buckets after the other dimensions'.)
 #[test]
 fn a_read_in_the_middle_of_a_commit_is_not_cached() {
     let start = |f: &mut Folder| {
