@@ -21,7 +21,7 @@ const DIGEST_KEY: &[u8] = b"\xff\x00digest";
 const TORN_KEY: &[u8] = b"\xff\x00torn";
 const DEAD_PREFIX: &[u8] = b"\xff\x02";
 
-/// Events a projector following the log folds at most per batch (and per sled write). Bigger
+/// Events a projector following the log folds at most per batch (and per commit). Bigger
 /// batches cut a replay's CPU (see [`REPLAY_BATCH`]), but 4,096 here halved the ingest rate
 /// of `ats-mafia bench` running beside the folds (cause not pinned down yet), so following
 /// keeps 1,000.
