@@ -192,3 +192,22 @@ fn the_synthetic_history_written_out_imports_and_replays() {
     let replay: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(replay["head"], 600, "{replay}");
 }
+
+/// A history file that cannot be created is an error naming it, and nothing is measured.
+#[test]
+fn a_history_file_that_cannot_be_written_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("no-such-dir").join("history.ndjson");
+    let output = common::command()
+        .args(["bench", "--events", "50", "--write-history"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("cannot create {}", file.display())),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty(), "nothing measured");
+}

@@ -111,3 +111,39 @@ fn import_then_operator_stats_and_replay() {
     assert!(!ok);
     assert!(err.contains("cache_ttl"), "{err}");
 }
+
+/// A read model a crash left cut in the middle of a batch (its marker set, part of a batch
+/// written) is folded again from position 0 when a CLI command next catches the local read
+/// models up: the answer is the one from before, not the half batch.
+#[test]
+fn a_read_model_cut_by_a_crash_is_folded_again_by_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("events.ndjson");
+    let mut lines = vec![registered("op_cli", "Cli Operator").to_string()];
+    for n in 0..5 {
+        lines.push(session("op_cli", n, 0.8, &["exploitation"]).to_string());
+    }
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let data = dir.path().join("data");
+    let (ok, _, err) = run(&["import", file.to_str().unwrap()], &data);
+    assert!(ok, "{err}");
+    let stats = ["analytics", "operator-stats", "op_cli", "--json"];
+    let (ok, before, err) = run(&stats, &data);
+    assert!(ok, "{err}");
+
+    {
+        use ats_projections::{profiles, store::Store};
+        let store = Store::open(data.join("read-models")).unwrap();
+        let generation = store.active_generation(profiles::NAME).unwrap();
+        let tree = store.tree(profiles::NAME, generation).unwrap();
+        // The marker a commit sets first (ARCHITECTURE.md, invariants), then a write of a
+        // batch that never finished.
+        tree.insert(b"\xff\x00torn", &99u64.to_be_bytes()).unwrap();
+        tree.insert(b"p/op_cli", b"half a batch".as_slice())
+            .unwrap();
+        store.flush().unwrap();
+    }
+    let (ok, after, err) = run(&stats, &data);
+    assert!(ok, "{err}");
+    assert_eq!(after, before);
+}
