@@ -888,10 +888,14 @@ pub async fn rebuild_all(
             });
         futures_util::future::try_join(read, futures_util::future::try_join_all(folds)).await?;
     }
+    // Every rebuilt tree durable before any is swapped in: one flush, since sled flushes
+    // the whole database whichever tree it is asked through.
+    if let Some((_, tree, _)) = jobs.first() {
+        flush(tree).await?;
+    }
     let mut out = Vec::with_capacity(jobs.len());
     for (projector, tree, old) in jobs {
         let name = projector.name();
-        flush(&tree).await?;
         store
             .set_active_generation(name, old + 1)
             .map_err(|e| e.to_string())?;

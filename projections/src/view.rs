@@ -296,7 +296,7 @@ impl<'a> View<'a> {
 #[derive(Default)]
 pub(crate) struct Changes {
     /// Keys in order, each with its new bytes (`None` = removed).
-    pub writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    pub writes: crate::runtime::Writes,
     /// Sum of the hashes of the entries written.
     pub added: u64,
     /// Sum of the hashes of the entries they replaced.
