@@ -82,7 +82,7 @@ async fn dashboard_renders_the_demo_and_escapes_data() {
         dom.contains("needs an API key with the `read` scope"),
         "{dom}"
     );
-    assert!(!dom.contains("<td>profiles_v2</td>"), "{dom}");
+    assert!(!dom.contains("<td>profiles_v3</td>"), "{dom}");
 
     // With the demo key in the link's fragment, as `serve --demo` prints it.
     let link = server.printed_line("open the dashboard: ");
@@ -96,7 +96,7 @@ async fn dashboard_renders_the_demo_and_escapes_data() {
     // 36 demo operators plus the hostile one.
     assert!(dom.contains("<b id=\"operators\">37</b>"), "{dom}");
     assert!(dom.contains("<td>Ada Nakamura</td>"), "{dom}");
-    assert!(dom.contains("<td>profiles_v2</td>"), "{dom}");
+    assert!(dom.contains("<td>profiles_v3</td>"), "{dom}");
     assert!(
         dom.contains("&lt;img src=x onerror=alert(1)&gt;"),
         "the name must be shown as text"

@@ -256,7 +256,7 @@ async fn service_documents_are_served() {
     assert_eq!((status, health["status"].as_str()), (200, Some("ok")));
     let metrics = server.get_text("/metrics").await;
     assert!(
-        metrics.contains("ats_projector_position{projector=\"profiles_v2\"} 0"),
+        metrics.contains("ats_projector_position{projector=\"profiles_v3\"} 0"),
         "{metrics}"
     );
     let page = server.get_text("/").await;

@@ -274,7 +274,7 @@ async fn poison_event_is_dead_lettered_over_http_and_the_projector_goes_on() {
     server.ready().await;
     let first = session("op_a", 1, 0.8, &["recon"]);
     let mut poison = session("op_b", 2, 0.6, &["recon"]);
-    // The session id of op_a's session, claimed by op_b: profiles_v2 cannot apply it.
+    // The session id of op_a's session, claimed by op_b: profiles_v3 cannot apply it.
     poison["data"]["session_id"] = first["data"]["session_id"].clone();
     let after = session("op_b", 3, 0.9, &["recon"]);
     let (status, receipt) = server
@@ -302,8 +302,8 @@ async fn poison_event_is_dead_lettered_over_http_and_the_projector_goes_on() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|l| l["projector"] == "profiles_v2")
-        .unwrap_or_else(|| panic!("no dead letter of profiles_v2: {letters}"));
+        .find(|l| l["projector"] == "profiles_v3")
+        .unwrap_or_else(|| panic!("no dead letter of profiles_v3: {letters}"));
     assert_eq!(letter["position"], poison_position);
     assert_eq!(letter["kind"], "ats.session.completed");
     assert_eq!(
@@ -324,7 +324,7 @@ async fn poison_event_is_dead_lettered_over_http_and_the_projector_goes_on() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|p| p["name"] == "profiles_v2")
+        .find(|p| p["name"] == "profiles_v3")
         .unwrap();
     assert_eq!(profiles["state"], "live");
     assert!(profiles["dead_letters"].as_u64().unwrap() >= 1);
@@ -334,7 +334,7 @@ async fn poison_event_is_dead_lettered_over_http_and_the_projector_goes_on() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|a| a["alert_type"] == "system_health" && a["details"]["projector"] == "profiles_v2")
+        .find(|a| a["alert_type"] == "system_health" && a["details"]["projector"] == "profiles_v3")
         .unwrap_or_else(|| panic!("no dead-letter alert: {alerts}"));
     assert_eq!(alert["details"]["position"], poison_position, "{alert}");
     let dashboard = server.get_ok("/api/analytics/dashboard").await;
@@ -360,7 +360,7 @@ async fn poison_event_is_dead_lettered_over_http_and_the_projector_goes_on() {
         "{local}"
     );
     println!(
-        "poison: dead letter at position {poison_position} ({}); profiles_v2 live past it",
+        "poison: dead letter at position {poison_position} ({}); profiles_v3 live past it",
         letter["error"]
     );
 }

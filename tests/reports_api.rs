@@ -126,7 +126,7 @@ async fn reports_over_http_survive_replay() {
         format!("Operator Progress Report: {HOSTILE}")
     );
     assert_eq!(report["data"]["summary"]["total_sessions"], 3);
-    assert!(report["metadata"]["as_of"]["profiles_v2"].as_u64().unwrap() >= head);
+    assert!(report["metadata"]["as_of"]["profiles_v3"].as_u64().unwrap() >= head);
     let (_, team) = server
         .get(&format!(
             "/api/analytics/reports/{}",

@@ -71,7 +71,7 @@ fn fold_one(bencher: Bencher, name: &str) {
         });
 }
 
-#[divan::bench(args = ["profiles_v2", "progress_v2", "costs_v5", "activity_v1"])]
+#[divan::bench(args = ["profiles_v3", "progress_v2", "costs_v5", "activity_v1"])]
 fn fold_1000(bencher: Bencher, name: &str) {
     fold_one(bencher, name);
 }

@@ -7,7 +7,7 @@
 //!   by `start_time.date()`),
 //! - `od/<operator>\0<YYYY-MM-DD>` → the same per operator,
 //! - `c/<session>` → the operator of a completed session (a second completion is ignored,
-//!   §A2.2; this tree cannot read `profiles_v2`, so it keeps its own set),
+//!   §A2.2; this tree cannot read `profiles_v3`, so it keeps its own set),
 //! - `a/<session>` → the operator of a session started and not completed yet (the seed's
 //!   `active_sessions` was a hard-coded 0, §B14.27).
 
@@ -99,7 +99,7 @@ impl ActivityProjector {
         let key = completed_key(&session.session_id);
         if view.get_raw(&key)?.is_some() {
             // §A2.2: counted once. A completion by another operator is dead-lettered by
-            // `profiles_v2`; here it is simply not counted again.
+            // `profiles_v3`; here it is simply not counted again.
             return Ok(());
         }
         view.put_raw(&key, session.operator_id.as_bytes().to_vec())?;

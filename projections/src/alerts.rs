@@ -7,7 +7,7 @@
 //! - budget: the crossings `costs_v5` stores, while the budget's current period and arm are the
 //!   ones that fired (a new period or a raised budget resolves them);
 //! - performance: an operator's mean score over their last [`RECENT_SESSIONS`] sessions
-//!   (started by `as_of`, from `profiles_v2`) below the configured threshold — a fold cannot
+//!   (started by `as_of`, from `profiles_v3`) below the configured threshold — a fold cannot
 //!   read configuration, and the threshold may change without a replay;
 //! - anomaly: spend anomalies of `as_of`'s day (`costs::anomalies::detect`);
 //! - dead letter: each event a projector refused (from the runtime, not a tree).

@@ -23,7 +23,7 @@ use crate::progress::{self, Board, LeaderboardEntry};
 /// The trees the aggregator reads (each a projector's current tree).
 #[derive(Clone)]
 pub struct ReadModels {
-    /// `profiles_v2`.
+    /// `profiles_v3`.
     pub profiles: sled::Tree,
     /// `progress_v2`.
     pub progress: sled::Tree,

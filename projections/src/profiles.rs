@@ -1,10 +1,13 @@
 //! Operator profiles, skills, sessions and metrics (DOMAIN.md §B1 with the fixes of §A2).
 //!
-//! Tree layout (`profiles_v2`):
+//! Tree layout (`profiles_v3`):
 //! - `p/<operator>` → [`OperatorProfile`]
 //! - `s/<session>` → [`SessionRecord`]
 //! - `os/<operator>\0<start time, BE>\0<session>` → score (f64 bits, BE) and end time
 //!   (µs, BE): sessions by operator in start order
+//! - `oc/<operator>\0<hour, BE>` → how many sessions started in that UTC hour (u64, BE) and
+//!   the sum of their scores (f64 bits, BE): what a late session's rank reads instead of
+//!   every `os/` key after it
 //! - `ps/<operator>` → [`PerformanceSummary`] (what [`performance`] and the performance
 //!   alerts read, so their cost does not grow with the operator's history)
 //! - `m/<operator>\0<time, BE>\0<event id><index>` → [`MetricPoint`]
@@ -349,7 +352,7 @@ impl ScoredSession {
 ///
 /// The learning velocity comes from running sums of the scores in start order (O(1) per
 /// session in order; a late session adds the scores of the sessions after it, read from the
-/// `os/` index); the plateau from the last five scores, as a pass over every session gives.
+/// `oc/` hour buckets and its own hour's `os/` keys); the plateau from the last five scores, as a pass over every session gives.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PerformanceSummary {
     /// Completed sessions.
@@ -428,7 +431,7 @@ pub struct Benchmark {
 pub struct ProfilesProjector;
 
 /// The projector's name (with its version).
-pub const NAME: &str = "profiles_v2";
+pub const NAME: &str = "profiles_v3";
 
 impl ProfilesProjector {
     fn profile<'v>(
@@ -558,7 +561,7 @@ impl ProfilesProjector {
             session.session_id.as_bytes(),
         ]
         .concat();
-        view.put_raw(&index_key, index_value(session.score, session.end_time))?;
+        view.put_ordered(&index_key, index_value(session.score, session.end_time))?;
         Self::record_score(view, session, &index_key)?;
         view.put(
             &key,
@@ -590,14 +593,9 @@ impl ProfilesProjector {
         let (later, later_sum) = if in_order {
             (0, 0.0)
         } else {
-            let entries = view.scan_prefix(&by_operator(b"os/", &session.operator_id))?;
-            entries
-                .iter()
-                .filter(|(k, _)| k.as_slice() > index_key)
-                .fold((0u64, 0.0), |(n, sum), (_, v)| {
-                    (n + 1, sum + index_entry(v).map_or(0.0, |(score, _)| score))
-                })
+            Self::started_after(view, session, index_key)?
         };
+        Self::add_to_hour(view, session)?;
         let summary = view.entry(&key, PerformanceSummary::default)?;
         let before = recent_average(&summary.recent);
         let rank = summary.sessions - later;
@@ -627,6 +625,83 @@ impl ProfilesProjector {
         }
         Ok(())
     }
+
+    /// The operator's sessions that started after `session` (whose `os/` key is `index_key`):
+    /// how many, and the sum of their scores. Those of later hours come from the hour
+    /// buckets, those of its own hour from the `os/` index: the reads grow with the hours
+    /// the operator was active since, not with the sessions, so that late sessions (a
+    /// backfill, a batch spread over a day) cost no scan of the operator's history.
+    fn started_after(
+        view: &mut View<'_>,
+        session: &SessionCompleted,
+        index_key: &[u8],
+    ) -> Result<(u64, f64), ApplyError> {
+        use std::ops::Bound::Excluded;
+        let hour = hour_of(session.start_time);
+        let buckets = by_operator(b"oc/", &session.operator_id);
+        let in_later_hours = view.range((
+            Excluded(hour_key(&session.operator_id, hour).as_slice()),
+            Excluded(prefix_end(&buckets).as_slice()),
+        ))?;
+        let hour_end = [
+            by_operator(b"os/", &session.operator_id).as_slice(),
+            &time_bytes(hour.plus_seconds(3600)),
+        ]
+        .concat();
+        let in_its_hour = view.range((Excluded(index_key), Excluded(hour_end.as_slice())))?;
+        let mut later = (0u64, 0.0);
+        for (_, bucket) in &in_later_hours {
+            let (count, sum) = bucket_entry(bucket).unwrap_or_default();
+            later = (later.0 + count, later.1 + sum);
+        }
+        for (_, entry) in &in_its_hour {
+            let score = index_entry(entry).map_or(0.0, |(score, _)| score);
+            later = (later.0 + 1, later.1 + score);
+        }
+        Ok(later)
+    }
+
+    /// Counts a new session in its operator's bucket of its start hour.
+    fn add_to_hour(view: &mut View<'_>, session: &SessionCompleted) -> Result<(), ApplyError> {
+        let key = hour_key(&session.operator_id, hour_of(session.start_time));
+        let (count, sum) = view
+            .get_raw(&key)?
+            .and_then(|bucket| bucket_entry(&bucket))
+            .unwrap_or_default();
+        let bucket = [
+            (count + 1).to_be_bytes(),
+            (sum + session.score).to_bits().to_be_bytes(),
+        ]
+        .concat();
+        view.put_ordered(&key, bucket)
+    }
+}
+
+/// The start of the UTC hour `t` falls in.
+fn hour_of(t: Timestamp) -> Timestamp {
+    let hour = 3600 * Timestamp::MICROS_PER_SEC;
+    Timestamp::from_micros(t.micros().div_euclid(hour) * hour)
+}
+
+/// `oc/<operator>\0<hour, BE>`: the operator's sessions that started in that hour.
+fn hour_key(operator: &str, hour: Timestamp) -> Vec<u8> {
+    [by_operator(b"oc/", operator).as_slice(), &time_bytes(hour)].concat()
+}
+
+/// An `oc/` bucket: how many sessions, and the sum of their scores.
+fn bucket_entry(value: &[u8]) -> Option<(u64, f64)> {
+    let count = u64::from_be_bytes(value.get(..8)?.try_into().ok()?);
+    let sum = f64::from_bits(u64::from_be_bytes(value.get(8..16)?.try_into().ok()?));
+    Some((count, sum))
+}
+
+/// The first key after every key that starts with `prefix` (which ends with a NUL).
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    if let Some(last) = end.last_mut() {
+        *last += 1;
+    }
+    end
 }
 
 /// An `os/` index value: the session's score and end time.
@@ -1194,6 +1269,8 @@ mod tests {
             session: u8,
             operator: usize,
             start_hour: i64,
+            /// Minutes past the start hour: sessions of one hour, in and out of order.
+            minute: i64,
             hours: i64,
             score: f64,
             metrics: Vec<(usize, f64)>,
@@ -1211,10 +1288,10 @@ mod tests {
         let score = prop_oneof![Just(0.7), Just(0.72), Just(0.95), 0.0..=1.0f64];
         let metric = (0..MetricType::ALL.len(), 0.0..=1.0f64);
         prop_oneof![
-            3 => (0u8..24, 0..OPERATORS.len(), 0i64..72, 0i64..4, score,
-                  prop::collection::vec(metric, 0..3))
-                .prop_map(|(session, operator, start_hour, hours, score, metrics)| {
-                    Step::Session { session, operator, start_hour, hours, score, metrics }
+            3 => (0u8..24, 0..OPERATORS.len(), 0i64..72, prop_oneof![Just(0i64), Just(20), Just(40)],
+                  0i64..4, score, prop::collection::vec(metric, 0..3))
+                .prop_map(|(session, operator, start_hour, minute, hours, score, metrics)| {
+                    Step::Session { session, operator, start_hour, minute, hours, score, metrics }
                 }),
             1 => (0..OPERATORS.len(), 0i64..80, 0..MetricType::ALL.len(), 0.0..=1.0f64)
                 .prop_map(|(operator, hour, metric_type, value)| {
@@ -1230,19 +1307,20 @@ mod tests {
                 session,
                 operator,
                 start_hour,
+                minute,
                 hours,
                 score,
                 metrics,
             } => Envelope::new(
                 event_id(&format!("e{n}")),
-                hour(start_hour + hours),
+                hour(start_hour + hours).plus_seconds(minute * 60),
                 "tests",
                 Payload::SessionCompleted(SessionCompleted {
                     session_id: format!("s{session}"),
                     operator_id: OPERATORS[*operator].into(),
                     scenario_id: "scn".into(),
-                    start_time: hour(*start_hour),
-                    end_time: hour(start_hour + hours),
+                    start_time: hour(*start_hour).plus_seconds(minute * 60),
+                    end_time: hour(start_hour + hours).plus_seconds(minute * 60),
                     duration_seconds: (hours * 3600) as f64,
                     success: *score > 0.5,
                     score: *score,
@@ -1370,6 +1448,7 @@ mod tests {
                 session,
                 operator: 0,
                 start_hour,
+                minute: 0,
                 hours: 1,
                 score,
                 metrics: Vec::new(),

@@ -1,7 +1,7 @@
 //! Progress: XP, levels, milestones, achievements, goals, certifications, progress paths and
 //! leaderboards (DOMAIN.md §B6 and §B8.5, with the fixes of §A2).
 //!
-//! The projector is independent of `profiles_v2`: it keeps in its own tree the operator data
+//! The projector is independent of `profiles_v3`: it keeps in its own tree the operator data
 //! its checks read (sessions, hours, skills, certifications, name, team), folding the same
 //! events with the same pure code ([`SkillMetric::practise`]).
 //!
@@ -201,7 +201,7 @@ impl OperatorProgress {
         }
     }
 
-    /// Folds a completed session's counters and skills (as `profiles_v2` does).
+    /// Folds a completed session's counters and skills (as `profiles_v3` does).
     fn complete(&mut self, session: &SessionCompleted) {
         self.total_sessions += 1;
         self.total_hours += session.duration_seconds / 3600.0;

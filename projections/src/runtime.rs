@@ -48,7 +48,7 @@ pub enum ApplyError {
 
 /// A read model: a pure fold of events into one sled tree.
 pub trait Projector: Send + Sync + 'static {
-    /// Name with version (`profiles_v2`); a new version rebuilds from position 0.
+    /// Name with version (`profiles_v3`); a new version rebuilds from position 0.
     fn name(&self) -> &'static str;
 
     /// Folds one event. Time comes from the event, never from the clock.

@@ -1,7 +1,7 @@
 //! A batch's window onto one projector tree: reads through, writes buffered.
 
 use std::any::Any;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{de::DeserializeOwned, Serialize};
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed, Xxh3DefaultBuilder};
@@ -88,6 +88,8 @@ pub struct View<'a> {
     tree: &'a sled::Tree,
     encoding: Encoding,
     slots: HashMap<Vec<u8>, Slot, Xxh3DefaultBuilder>,
+    /// The keys written with [`View::put_ordered`], which [`View::range`] reads.
+    ordered: BTreeSet<Vec<u8>>,
 }
 
 fn storage(err: impl std::fmt::Display) -> ApplyError {
@@ -100,6 +102,7 @@ impl<'a> View<'a> {
             tree,
             encoding,
             slots: HashMap::default(),
+            ordered: BTreeSet::new(),
         }
     }
 
@@ -222,33 +225,51 @@ impl<'a> View<'a> {
         }
     }
 
-    /// Every entry under `prefix` as this batch sees it (the tree, with the batch's changes
-    /// over it), in key order. It reads the whole prefix and visits every slot: for the rare
-    /// question a key at hand cannot answer (what lies after a late event).
-    pub fn scan_prefix(&mut self, prefix: &[u8]) -> Result<Vec<Entry>, ApplyError> {
-        let mut entries: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-        for entry in self.tree.scan_prefix(prefix) {
+    /// Stores raw bytes at `key`, a key that [`View::range`] may be asked for in this batch.
+    ///
+    /// A range read sees the tree's keys with this batch's changes over them, but a key the
+    /// batch creates only when it was written here: the slots are a hash map, and keeping
+    /// every new key in order too would cost each of them a comparison-sorted insert, for
+    /// the few trees that read ranges while folding.
+    pub fn put_ordered(&mut self, key: &[u8], value: Vec<u8>) -> Result<(), ApplyError> {
+        self.put_raw(key, value)?;
+        self.ordered.insert(key.to_vec());
+        Ok(())
+    }
+
+    /// The entries with keys in `range` as this batch sees them, in key order: the tree's,
+    /// with this batch's changes over them, and the keys the batch created with
+    /// [`View::put_ordered`]. Its cost is the range's length: for ranges kept short (a
+    /// late event's neighbours, not an operator's history).
+    pub fn range(
+        &mut self,
+        range: (std::ops::Bound<&[u8]>, std::ops::Bound<&[u8]>),
+    ) -> Result<Vec<Entry>, ApplyError> {
+        let mut entries: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+        for entry in self.tree.range::<&[u8], _>(range) {
             let (key, value) = entry.map_err(storage)?;
-            entries.insert(key.to_vec(), value.to_vec());
+            entries.insert(key.to_vec(), Some(value.to_vec()));
         }
-        for (key, slot) in &self.slots {
-            if !slot.dirty || !key.starts_with(prefix) {
-                continue;
-            }
-            match &slot.value {
-                Value::Stored => {}
-                Value::Raw(None) => {
-                    entries.remove(key);
-                }
-                Value::Raw(Some(bytes)) => {
-                    entries.insert(key.clone(), bytes.clone());
-                }
-                Value::Typed { value, encode } => {
-                    entries.insert(key.clone(), encode(value.as_ref()).map_err(storage)?);
-                }
+        for key in self.ordered.range::<[u8], _>(range) {
+            entries.entry(key.clone()).or_insert(None);
+        }
+        let mut seen = Vec::with_capacity(entries.len());
+        for (key, stored) in entries {
+            let value = match self.slots.get(&key) {
+                Some(slot) if slot.dirty => match &slot.value {
+                    Value::Stored => stored,
+                    Value::Raw(raw) => raw.clone(),
+                    Value::Typed { value, encode } => {
+                        Some(encode(value.as_ref()).map_err(storage)?)
+                    }
+                },
+                _ => stored,
+            };
+            if let Some(value) = value {
+                seen.push((key, value));
             }
         }
-        Ok(entries.into_iter().collect())
+        Ok(seen)
     }
 
     /// Deletes `key`.
@@ -309,25 +330,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn scan_prefix_sees_the_batch_over_the_tree() {
+    fn a_range_sees_the_batch_over_the_tree() {
+        use std::ops::Bound::{Excluded, Included};
         let db = sled::Config::new().temporary(true).open().unwrap();
         let tree = db.open_tree("t").unwrap();
-        for key in ["a/1", "a/2", "a/3", "b/1"] {
+        for key in ["a/1", "a/2", "a/3", "a/6", "b/1"] {
             tree.insert(key, key.as_bytes()).unwrap();
         }
         let mut view = View::new(&tree, Encoding::Named);
         view.remove(b"a/2").unwrap();
-        view.put_raw(b"a/4", b"raw".to_vec()).unwrap();
-        view.put(b"a/0", 7u8).unwrap();
-        view.put_raw(b"b/2", Vec::new()).unwrap();
+        view.put(b"a/3", 7u8).unwrap();
+        view.put_ordered(b"a/4", b"ordered".to_vec()).unwrap();
+        view.put_ordered(b"a/0", b"before the range".to_vec())
+            .unwrap();
+        view.put_ordered(b"b/0", b"after the range".to_vec())
+            .unwrap();
+        // Created in this batch without `put_ordered`: not a key a range reads.
+        view.put_raw(b"a/5", b"unordered".to_vec()).unwrap();
         // Read, not changed: the tree's bytes.
-        let _ = view.get_raw(b"a/3").unwrap();
-        let entries = view.scan_prefix(b"a/").unwrap();
+        let _ = view.get_raw(b"a/6").unwrap();
+        let entries = view
+            .range((Excluded(b"a/0".as_slice()), Included(b"a/9".as_slice())))
+            .unwrap();
         let expected: Vec<Entry> = vec![
-            (b"a/0".to_vec(), rmp_serde::to_vec_named(&7u8).unwrap()),
             (b"a/1".to_vec(), b"a/1".to_vec()),
-            (b"a/3".to_vec(), b"a/3".to_vec()),
-            (b"a/4".to_vec(), b"raw".to_vec()),
+            (b"a/3".to_vec(), rmp_serde::to_vec_named(&7u8).unwrap()),
+            (b"a/4".to_vec(), b"ordered".to_vec()),
+            (b"a/6".to_vec(), b"a/6".to_vec()),
         ];
         assert_eq!(entries, expected);
     }

@@ -134,7 +134,7 @@ fn trees_without_a_format_marker_are_moved_aside() {
     {
         let db = sled::open(&path).unwrap();
         db.open_tree("meta").unwrap();
-        db.open_tree("rm/profiles_v2/3")
+        db.open_tree("rm/profiles_v3/3")
             .unwrap()
             .insert("p/op_1", "not msgpack")
             .unwrap();

@@ -212,7 +212,7 @@ fn acknowledged_alerts_are_not_active_and_filters_apply() {
 #[test]
 fn dead_letters_are_system_health_alerts() {
     let dead = DeadLetter {
-        projector: "profiles_v2".into(),
+        projector: "profiles_v3".into(),
         position: 7,
         event_id: Some("e".into()),
         kind: Some("ats.session.completed".into()),

@@ -58,7 +58,7 @@ fn stored(report_type: ReportType, params: Value) -> Report {
             title: generated.title,
             description: Some(generated.description),
             data: generated.data,
-            as_of: Attributes::from([("profiles_v2".into(), json!(11))]),
+            as_of: Attributes::from([("profiles_v3".into(), json!(11))]),
         }),
     );
     report(&fold_with(&ReportsProjector, &[event]), &id).unwrap()
