@@ -511,28 +511,31 @@ impl Past {
     }
 
     /// The last day's anomalies, given its spend per dimension and series.
-    fn judge_last_day(
-        &self,
-        day: &str,
-        spend: &[BTreeMap<String, f64>],
-        out: &mut Vec<SpendAnomaly>,
-    ) {
-        for ((dimension, judged), today) in self.last_day.iter().zip(spend) {
-            // Both maps are in value order: one merge, not a lookup per series (thousands of
-            // profiles, each lookup a dozen string comparisons).
-            let mut spent = today.iter().peekable();
+    fn judge_last_day(&self, tree: &sled::Tree, day: &str, out: &mut Vec<SpendAnomaly>) {
+        for ((dimension, judged), (_, dim)) in self.last_day.iter().zip(DIMENSIONS) {
+            let total = *dimension == "total";
+            // The day's buckets in value order, merged with the judged series (also in value
+            // order): one pass over each, reading each bucket's name in place, since a busy
+            // day holds a bucket per operator and the dashboard asks about it on every call.
+            let mut spent = super::day_costs(tree, dim, day).peekable();
             for (value, bounds) in judged {
-                while spent.next_if(|(v, _)| *v < value).is_some() {}
+                let value_bytes = value.as_bytes();
+                while spent
+                    .next_if(|b| bucket_name(total, b) < value_bytes)
+                    .is_some()
+                {}
                 // A series that began earlier spent 0 on a day without a bucket.
-                let actual = spent.next_if(|(v, _)| *v == value).map_or(0.0, |(_, c)| *c);
+                let actual = spent
+                    .next_if(|b| bucket_name(total, b) == value_bytes)
+                    .map_or(0.0, |(_, _, cost)| cost);
                 let Some(bounds) = *bounds else {
                     continue;
                 };
                 if actual <= bounds.1 {
                     continue;
                 }
-                let root_causes = if *dimension == "total" {
-                    self.last_day_causes(spend)
+                let root_causes = if total {
+                    self.last_day_causes(tree, day)
                 } else {
                     Vec::new()
                 };
@@ -541,22 +544,93 @@ impl Past {
         }
     }
 
-    /// [`root_causes`] of the last day: series that began that day are expected at 0.
-    fn last_day_causes(&self, spend: &[BTreeMap<String, f64>]) -> Vec<RootCause> {
-        let mut causes = Vec::new();
-        for ((dimension, judged), today) in self.last_day.iter().zip(spend).skip(1) {
-            for (value, bounds) in judged {
-                let actual = today.get(value).copied().unwrap_or(0.0);
-                let expected = bounds.map_or(0.0, |(e, _)| e);
-                push_cause(&mut causes, dimension, value, actual, expected);
-            }
-            for (value, actual) in today {
-                if !judged.contains_key(value) {
-                    push_cause(&mut causes, dimension, value, *actual, 0.0);
+    /// [`root_causes`] of the last day: series that began that day are expected at 0. Read
+    /// as [`Past::judge_last_day`] reads the day, keeping only the top causes as it goes: on
+    /// a busy day most series spend more than expected.
+    fn last_day_causes(&self, tree: &sled::Tree, day: &str) -> Vec<RootCause> {
+        let mut top = Vec::new();
+        for ((dimension, judged), (_, dim)) in self.last_day.iter().zip(DIMENSIONS).skip(1) {
+            let mut spent = super::day_costs(tree, dim, day).peekable();
+            let mut judged = judged.iter().peekable();
+            loop {
+                let order = match (judged.peek(), spent.peek()) {
+                    (None, None) => break,
+                    (Some(_), None) => std::cmp::Ordering::Less,
+                    (None, Some(_)) => std::cmp::Ordering::Greater,
+                    (Some((value, _)), Some(bucket)) => {
+                        value.as_bytes().cmp(bucket_name(false, bucket))
+                    }
+                };
+                let expected = |bounds: &Bounds| bounds.map_or(0.0, |(e, _)| e);
+                match order {
+                    // A judged series without a bucket spent 0.
+                    std::cmp::Ordering::Less => {
+                        if let Some((value, bounds)) = judged.next() {
+                            let value = value.as_bytes();
+                            keep_top_cause(&mut top, dimension, value, 0.0, expected(bounds));
+                        }
+                    }
+                    std::cmp::Ordering::Equal => {
+                        let expected = judged.next().map_or(0.0, |(_, b)| expected(b));
+                        if let Some(bucket) = spent.next() {
+                            let (name, actual) = (bucket_name(false, &bucket), bucket.2);
+                            keep_top_cause(&mut top, dimension, name, actual, expected);
+                        }
+                    }
+                    // A series not judged began that day: it was expected at 0.
+                    std::cmp::Ordering::Greater => {
+                        if let Some(bucket) = spent.next() {
+                            let (name, actual) = (bucket_name(false, &bucket), bucket.2);
+                            keep_top_cause(&mut top, dimension, name, actual, 0.0);
+                        }
+                    }
                 }
             }
         }
-        top_causes(causes)
+        top
+    }
+}
+
+/// Adds the cause of `value` to `top` (the [`top_causes`], at most three) if it is one of them.
+fn keep_top_cause(
+    top: &mut Vec<RootCause>,
+    dimension: &str,
+    value: &[u8],
+    actual: f64,
+    expected: f64,
+) {
+    if actual <= expected {
+        return;
+    }
+    let excess = actual - expected;
+    if let Some(last) = top.get(2) {
+        let after_last = excess
+            .total_cmp(&last.excess)
+            .reverse()
+            .then_with(|| dimension.cmp(&last.dimension))
+            .then_with(|| value.cmp(last.value.as_bytes()));
+        if after_last != std::cmp::Ordering::Less {
+            return;
+        }
+    }
+    let mut causes = std::mem::take(top);
+    push_cause(
+        &mut causes,
+        dimension,
+        &String::from_utf8_lossy(value),
+        actual,
+        expected,
+    );
+    *top = top_causes(causes);
+}
+
+/// The series a bucket of [`super::day_costs`] belongs to: its value's name, or the one
+/// series of the total, whatever the day bucket's name.
+fn bucket_name(total: bool, (key, at, _): &(sled::IVec, usize, f64)) -> &[u8] {
+    if total {
+        &[]
+    } else {
+        key.get(*at..).unwrap_or_default()
     }
 }
 
@@ -772,7 +846,7 @@ pub fn detect(tree: &sled::Tree, window_days: u32, as_of: Timestamp) -> Vec<Spen
     let (before, last) = days.split_at(span - 1);
     let past = past(tree, before, window);
     let mut out = past.anomalies.clone();
-    past.judge_last_day(&last[0], &spend_on(tree, &last[0]), &mut out);
+    past.judge_last_day(tree, &last[0], &mut out);
     out
 }
 

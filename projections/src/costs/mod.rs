@@ -655,6 +655,20 @@ pub(crate) fn buckets<'t>(
         })
 }
 
+/// The cost of each bucket of `dim` on `day`, in value order: the bucket's key, where the
+/// value's name starts in it, and the cost (names are not decoded into strings).
+pub(crate) fn day_costs<'t>(
+    tree: &'t sled::Tree,
+    dim: Dim,
+    day: &str,
+) -> impl Iterator<Item = (sled::IVec, usize, f64)> + 't {
+    let prefix = [dim_prefix(b"b/", dim).as_slice(), day.as_bytes(), b"\0"].concat();
+    let at = prefix.len();
+    tree.scan_prefix(prefix)
+        .filter_map(Result::ok)
+        .filter_map(move |(key, value)| Some((key, at, decode::<Usage>(&value)?.cost)))
+}
+
 /// Day buckets of `dim` in `window`, merged per value (days in order, then values); usage
 /// not yet attributed to a scenario is one `unattributed` item.
 pub fn scan(tree: &sled::Tree, dim: Dim, window: &Window) -> BTreeMap<String, Usage> {
