@@ -79,14 +79,24 @@ const QUERIES_AS_OF: &str = "2026-10-30T23:59:59Z";
 /// different tags are different events.
 pub fn synthetic(n: usize, tag: &str) -> Vec<Envelope> {
     let start = Timestamp::parse_rfc3339(HISTORY_START).unwrap_or_default();
-    history(n, tag, start, HISTORY_DAYS * 86_400)
+    let step = HISTORY_DAYS * 86_400 * Timestamp::MICROS_PER_SEC / n.max(1) as i64;
+    mix(0..n, operators_of(n), tag, start, step)
 }
 
-/// `n` events of the synthetic history's mix (a completed session, then four LLM usages of
-/// it), evenly spaced over `seconds` from `start`, of `n / 400` operators (at least 10).
-fn history(n: usize, tag: &str, start: Timestamp, seconds: i64) -> Vec<Envelope> {
-    let operators = (n / 400).max(10);
-    let step = seconds * Timestamp::MICROS_PER_SEC / n.max(1) as i64;
+/// How many operators an `n`-event synthetic history has: `n / 400`, at least 10.
+fn operators_of(n: usize) -> usize {
+    (n / 400).max(10)
+}
+
+/// Events `indices` of the synthetic mix (a completed session, then four LLM usages of it):
+/// event `i` happens at `start + i × step` µs, to operator `i % operators`.
+fn mix(
+    indices: std::ops::Range<usize>,
+    operators: usize,
+    tag: &str,
+    start: Timestamp,
+    step: i64,
+) -> Vec<Envelope> {
     let skills = [
         "reconnaissance",
         "exploitation",
@@ -98,7 +108,7 @@ fn history(n: usize, tag: &str, start: Timestamp, seconds: i64) -> Vec<Envelope>
         "openai/gpt-4o-mini",
         "anthropic/claude-3-5-sonnet-20241022",
     ];
-    (0..n)
+    indices
         .map(|i| {
             let op = format!("op_{:05}", i % operators);
             let at = Timestamp::from_micros(start.micros() + i as i64 * step);
@@ -573,7 +583,8 @@ async fn scenarios(
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        std::thread::spawn(move || runtime.block_on(paced_ingest(url, rate / 2.0, stop)))
+        let operators = operators_of(n);
+        std::thread::spawn(move || runtime.block_on(paced_ingest(url, rate / 2.0, operators, stop)))
     };
     let operator = "op_00000";
     // The four queries issue 8 names: one operator's analysis, a top-10, a 30-day cost
@@ -839,32 +850,47 @@ async fn nats_intake(
     .await
 }
 
-/// Posts batches of 100 events of the history's mix (sessions and LLM usage of the first
-/// operators, the one the latency scenario asks about among them), dated on the day after the
-/// history ("today" for the queries), at `rate` events/s until told to stop.
-async fn paced_ingest(url: String, rate: f64, mut stop: tokio::sync::watch::Receiver<bool>) {
+/// Posts batches of [`PACED_BATCH`] events at `rate` events/s until told to stop: the
+/// history's mix among its `operators`, as live events arrive, in time order from the start of
+/// the day after the history ("today" for the queries), [`PACED_STEP_MS`] apart.
+async fn paced_ingest(
+    url: String,
+    rate: f64,
+    operators: usize,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let client = api_client();
-    let batch = 100usize;
-    let every = Duration::from_secs_f64(batch as f64 / rate.max(1.0));
+    let every = Duration::from_secs_f64(PACED_BATCH as f64 / rate.max(1.0));
     let mut tick = tokio::time::interval(every);
-    let today = Timestamp::parse_rfc3339(HISTORY_END).unwrap_or_default();
-    let mut i = 0u64;
+    let mut sent = 0usize;
     loop {
         tokio::select! {
             _ = stop.changed() => return,
             _ = tick.tick() => {}
         }
-        let events: Vec<Value> = history(batch, &format!("paced-{i}"), today, 86_400)
+        let events: Vec<Value> = paced_batch(sent, operators)
             .iter()
             .map(cloudevents::to_cloud_event)
             .collect();
-        i += 1;
+        sent += PACED_BATCH;
         let _ = client
             .post(format!("{url}/api/events"))
             .json(&events)
             .send()
             .await;
     }
+}
+
+/// Events per batch of the paced ingest.
+const PACED_BATCH: usize = 100;
+/// Time between two paced events (a day holds 86.4M of them: far more than a bench sends).
+const PACED_STEP_MS: i64 = 1;
+
+/// The paced batch after `sent` events.
+fn paced_batch(sent: usize, operators: usize) -> Vec<Envelope> {
+    let today = Timestamp::parse_rfc3339(HISTORY_END).unwrap_or_default();
+    let step = PACED_STEP_MS * 1000;
+    mix(sent..sent + PACED_BATCH, operators, "paced", today, step)
 }
 
 /// The raw ceiling of the embedded log: one fsynced redb transaction per batch writing the
@@ -1084,10 +1110,11 @@ mod tests {
         }
     }
 
-    /// The paced ingest's batches: the history's mix (one session, four usages of it), all on
-    /// the day after the history, before the queries' `as_of`; ids unique per tag.
+    /// The paced ingest's batches: the history's mix among its operators, on the day after
+    /// the history, before the queries' `as_of`, in time order from one batch to the next;
+    /// ids unique across batches.
     #[test]
-    fn a_paced_batch_is_the_history_mix_on_the_queries_day() {
+    fn paced_batches_are_the_history_mix_on_the_queries_day_in_time_order() {
         let day = Timestamp::parse_rfc3339(HISTORY_END).unwrap();
         let end = Timestamp::parse_rfc3339(QUERIES_AS_OF).unwrap();
         assert_eq!(
@@ -1095,20 +1122,32 @@ mod tests {
             end.to_rfc3339()[..10],
             "the same day"
         );
-        let batch = history(100, "paced-7", day, 86_400);
-        assert!(batch
+        let operators = operators_of(1_000_000);
+        let (first, second) = (
+            paced_batch(0, operators),
+            paced_batch(PACED_BATCH, operators),
+        );
+        let both: Vec<&Envelope> = first.iter().chain(&second).collect();
+        assert!(both
             .iter()
             .all(|e| day <= e.occurred_at && e.occurred_at <= end));
-        let sessions = batch
+        assert!(both.windows(2).all(|w| w[0].occurred_at < w[1].occurred_at));
+        let sessions = first
             .iter()
             .filter(|e| matches!(e.payload, Payload::SessionCompleted(_)))
             .count();
-        let usage = batch
+        let usage = first
             .iter()
             .filter(|e| matches!(e.payload, Payload::LlmUsage(_)))
             .count();
         assert_eq!((sessions, usage), (20, 80));
-        let other = history(100, "paced-8", day, 86_400);
-        assert!(batch.iter().zip(&other).all(|(a, b)| a.id != b.id));
+        assert!(first.iter().zip(&second).all(|(a, b)| a.id != b.id));
+        // The second batch goes on with the history's operators, not back to the first.
+        let operator = |e: &Envelope| match &e.payload {
+            Payload::SessionCompleted(s) => s.operator_id.clone(),
+            Payload::LlmUsage(u) => u.profile_id.clone(),
+            _ => String::new(),
+        };
+        assert_eq!(operator(&second[0]), format!("op_{:05}", PACED_BATCH));
     }
 }
