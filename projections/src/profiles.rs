@@ -352,7 +352,8 @@ impl ScoredSession {
 ///
 /// The learning velocity comes from running sums of the scores in start order (O(1) per
 /// session in order; a late session adds the scores of the sessions after it, read from the
-/// `oc/` hour buckets and its own hour's `os/` keys); the plateau from the last five scores, as a pass over every session gives.
+/// `oc/` hour buckets and its own hour's `os/` keys); the plateau from the last five scores,
+/// as a pass over every session gives.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PerformanceSummary {
     /// Completed sessions.
@@ -629,8 +630,9 @@ impl ProfilesProjector {
     /// The operator's sessions that started after `session` (whose `os/` key is `index_key`):
     /// how many, and the sum of their scores. Those of later hours come from the hour
     /// buckets, those of its own hour from the `os/` index: the reads grow with the hours
-    /// the operator was active since, not with the sessions, so that late sessions (a
-    /// backfill, a batch spread over a day) cost no scan of the operator's history.
+    /// the operator was active since and its sessions of that one hour, not with its
+    /// history, so that late sessions (a backfill, a batch spread over a day) cost no scan
+    /// of the operator's history.
     fn started_after(
         view: &mut View<'_>,
         session: &SessionCompleted,
