@@ -452,15 +452,24 @@ fn push_cause(
     }
 }
 
+/// How many root causes an anomaly carries.
+const TOP_CAUSES: usize = 3;
+
 fn top_causes(mut causes: Vec<RootCause>) -> Vec<RootCause> {
-    causes.sort_by(|a, b| {
-        b.excess
-            .total_cmp(&a.excess)
-            .then_with(|| a.dimension.cmp(&b.dimension))
-            .then_with(|| a.value.cmp(&b.value))
-    });
-    causes.truncate(3);
+    causes.sort_by(|a, b| cause_order((a.excess, &a.dimension, a.value.as_bytes()), b));
+    causes.truncate(TOP_CAUSES);
     causes
+}
+
+/// The order of root causes: the largest excess first, then by dimension and value. `cause`
+/// is (excess, dimension, value) of a cause not made yet, compared with `other`.
+fn cause_order(cause: (f64, &str, &[u8]), other: &RootCause) -> std::cmp::Ordering {
+    let (excess, dimension, value) = cause;
+    other
+        .excess
+        .total_cmp(&excess)
+        .then_with(|| dimension.cmp(&other.dimension))
+        .then_with(|| value.cmp(other.value.as_bytes()))
 }
 
 /// A series' (expected, upper bound) for a day, if it has a baseline.
@@ -570,18 +579,18 @@ impl Past {
                             keep_top_cause(&mut top, dimension, value, 0.0, expected(bounds));
                         }
                     }
-                    std::cmp::Ordering::Equal => {
-                        let expected = judged.next().map_or(0.0, |(_, b)| expected(b));
+                    // A bucket: of a judged series, or of one that began that day, which was
+                    // expected at 0.
+                    std::cmp::Ordering::Equal | std::cmp::Ordering::Greater => {
+                        let expected = match order {
+                            std::cmp::Ordering::Equal => {
+                                judged.next().map_or(0.0, |(_, b)| expected(b))
+                            }
+                            _ => 0.0,
+                        };
                         if let Some(bucket) = spent.next() {
                             let (name, actual) = (bucket_name(false, &bucket), bucket.2);
                             keep_top_cause(&mut top, dimension, name, actual, expected);
-                        }
-                    }
-                    // A series not judged began that day: it was expected at 0.
-                    std::cmp::Ordering::Greater => {
-                        if let Some(bucket) = spent.next() {
-                            let (name, actual) = (bucket_name(false, &bucket), bucket.2);
-                            keep_top_cause(&mut top, dimension, name, actual, 0.0);
                         }
                     }
                 }
@@ -591,7 +600,8 @@ impl Past {
     }
 }
 
-/// Adds the cause of `value` to `top` (the [`top_causes`], at most three) if it is one of them.
+/// Adds the cause of `value` to `top` (the [`top_causes`], at most [`TOP_CAUSES`]) if it is
+/// one of them.
 fn keep_top_cause(
     top: &mut Vec<RootCause>,
     dimension: &str,
@@ -602,14 +612,9 @@ fn keep_top_cause(
     if actual <= expected {
         return;
     }
-    let excess = actual - expected;
-    if let Some(last) = top.get(2) {
-        let after_last = excess
-            .total_cmp(&last.excess)
-            .reverse()
-            .then_with(|| dimension.cmp(&last.dimension))
-            .then_with(|| value.cmp(last.value.as_bytes()));
-        if after_last != std::cmp::Ordering::Less {
+    let cause = (actual - expected, dimension, value);
+    if let Some(last) = top.get(TOP_CAUSES - 1) {
+        if cause_order(cause, last) != std::cmp::Ordering::Less {
             return;
         }
     }
