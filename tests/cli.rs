@@ -10,16 +10,28 @@ fn run(args: &[&str], data: &std::path::Path) -> (bool, String, String) {
     common::run_cli(args, data)
 }
 
-#[test]
-fn import_then_operator_stats_and_replay() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("events.ndjson");
+/// `dir/events.ndjson`: `op_cli` registered, then `sessions` sessions scored `score`
+/// practising `skill`, one CloudEvent per line.
+fn operator_history(
+    dir: &std::path::Path,
+    sessions: u32,
+    score: f64,
+    skill: &str,
+) -> std::path::PathBuf {
+    let file = dir.join("events.ndjson");
     let mut lines = vec![registered("op_cli", "Cli Operator").to_string()];
-    for n in 0..12 {
-        lines.push(session("op_cli", n, 0.9, &["reconnaissance"]).to_string());
+    for n in 0..sessions {
+        lines.push(session("op_cli", n, score, &[skill]).to_string());
     }
     lines.push(String::new());
     std::fs::write(&file, lines.join("\n")).unwrap();
+    file
+}
+
+#[test]
+fn import_then_operator_stats_and_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = operator_history(dir.path(), 12, 0.9, "reconnaissance");
     let data = dir.path().join("data");
 
     let (ok, out, err) = run(
@@ -118,12 +130,7 @@ fn import_then_operator_stats_and_replay() {
 #[test]
 fn a_read_model_cut_by_a_crash_is_folded_again_by_the_cli() {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("events.ndjson");
-    let mut lines = vec![registered("op_cli", "Cli Operator").to_string()];
-    for n in 0..5 {
-        lines.push(session("op_cli", n, 0.8, &["exploitation"]).to_string());
-    }
-    std::fs::write(&file, lines.join("\n")).unwrap();
+    let file = operator_history(dir.path(), 5, 0.8, "exploitation");
     let data = dir.path().join("data");
     let (ok, _, err) = run(&["import", file.to_str().unwrap()], &data);
     assert!(ok, "{err}");
