@@ -1,6 +1,7 @@
 //! Micro-benchmarks of the heaviest queries (`cargo bench -p ats-projections --bench queries`):
 //! each computed in-process from read models folded from a synthetic history of 250
-//! operators (100,000 events), without HTTP — what a query costs the CPU by itself.
+//! operators (100,000 events, and a day of spend spiking after them), without HTTP — what a
+//! query costs the CPU by itself.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -52,8 +53,28 @@ fn history() -> Vec<StoredEvent> {
             };
             StoredEvent::new(n as u64 + 1, parse_cloud_event(cloud).expect("a valid event"))
         })
+        .chain(spike())
         .collect()
 }
+
+/// Usage on [`SPIKE_DAY`], the day after the history: every operator spends three times its
+/// usual day, so the day's total is an anomaly and its root causes are read.
+fn spike() -> impl Iterator<Item = StoredEvent> {
+    (0..SPIKE_EVENTS).map(|k| {
+        let (n, op) = (EVENTS + k, format!("op_{:03}", k % OPERATORS));
+        let cloud = json!({"specversion": "1.0", "id": format!("u-{n}"), "type": "ats.llm.usage",
+            "source": "bench", "time": format!("{SPIKE_DAY}T09:00:00Z"), "subject": op,
+            "data": {"model": "openai/gpt-4o", "profile_id": op, "session_id": format!("spike-{op}"),
+                     "task_type": "reconnaissance", "input_tokens": 1000, "output_tokens": 500}});
+        StoredEvent::new(n as u64 + 1, parse_cloud_event(cloud).expect("a valid event"))
+    })
+}
+
+const SPIKE_DAY: &str = "2026-11-29";
+/// Usages per operator on [`SPIKE_DAY`]: three times the history's daily mean
+/// (`EVENTS / 28` events a day, four in five of them usage, over [`OPERATORS`]).
+const SPIKE_USAGES: usize = 3 * (EVENTS / 28 * 4 / 5) / OPERATORS;
+const SPIKE_EVENTS: usize = OPERATORS * SPIKE_USAGES;
 
 /// The read models, folded once for every benchmark.
 fn models() -> &'static (ReadModels, sled::Tree) {
@@ -111,6 +132,11 @@ fn busy_as_of() -> Timestamp {
     Timestamp::parse_rfc3339("2026-11-28T23:00:00Z").expect("a time")
 }
 
+/// The evening of [`SPIKE_DAY`]: every operator has spend, and the total is anomalous.
+fn spike_as_of() -> Timestamp {
+    Timestamp::parse_rfc3339(&format!("{SPIKE_DAY}T23:00:00Z")).expect("a time")
+}
+
 /// One operator's analysis (`op_005` has 80 sessions).
 #[divan::bench]
 fn performance(bencher: Bencher) {
@@ -142,6 +168,12 @@ fn dashboard_whole(bencher: Bencher) {
 fn dashboard_whole_busy_day(bencher: Bencher) {
     let (models, acks) = models();
     bencher.bench(|| whole_dashboard(models, acks, busy_as_of()));
+}
+
+#[divan::bench]
+fn dashboard_whole_spike_day(bencher: Bencher) {
+    let (models, acks) = models();
+    bencher.bench(|| whole_dashboard(models, acks, spike_as_of()));
 }
 
 /// The dashboard of "today" right after 100 more events of today (20 sessions, 80 usages of
@@ -186,7 +218,7 @@ static LIVE_BATCHES: AtomicUsize = AtomicUsize::new(0);
 fn live_batch(b: usize, day: &str) -> Vec<StoredEvent> {
     (0..100)
         .map(|k| {
-            let n = EVENTS + b * 100 + k;
+            let n = EVENTS + SPIKE_EVENTS + b * 100 + k;
             let op = format!("op_{:03}", k % 10);
             let (start, end) = (format!("{day}T20:00:00Z"), format!("{day}T21:00:00Z"));
             let cloud = if k % 5 == 0 {
@@ -218,6 +250,20 @@ fn anomalies_today(bencher: Bencher) {
 fn anomalies_busy_day(bencher: Bencher) {
     let (models, _) = models();
     bencher.bench(|| costs::anomalies::detect(&models.costs, 1, busy_as_of()));
+}
+
+/// A busy day whose total is anomalous: the total's root causes are every series' excess.
+#[divan::bench]
+fn anomalies_spike_day(bencher: Bencher) {
+    let (models, _) = models();
+    let found = costs::anomalies::detect(&models.costs, 1, spike_as_of());
+    assert!(
+        found
+            .iter()
+            .any(|a| a.dimension == "total" && !a.root_causes.is_empty()),
+        "the spike day's total is an anomaly with root causes"
+    );
+    bencher.bench(|| costs::anomalies::detect(&models.costs, 1, spike_as_of()));
 }
 
 /// The cost anomalies endpoint's default window.

@@ -519,84 +519,60 @@ impl Past {
         }
     }
 
-    /// The last day's anomalies, given its spend per dimension and series.
+    /// The last day's anomalies, and the total's root causes ([`root_causes`]: series that
+    /// began that day are expected at 0), in one read of the day's buckets: a busy day holds
+    /// a bucket per operator, and the dashboard asks about it on every call. Each dimension's
+    /// buckets (in value order) are merged with its judged series (also in value order),
+    /// reading each bucket's name in place. The total comes first, so whether its causes are
+    /// wanted is known before the buckets they come from are read.
     fn judge_last_day(&self, tree: &sled::Tree, day: &str, out: &mut Vec<SpendAnomaly>) {
+        use std::cmp::Ordering;
+        let mut total_at = None;
+        let mut causes = Vec::new();
         for ((dimension, judged), (_, dim)) in self.last_day.iter().zip(DIMENSIONS) {
             let total = *dimension == "total";
-            // The day's buckets in value order, merged with the judged series (also in value
-            // order): one pass over each, reading each bucket's name in place, since a busy
-            // day holds a bucket per operator and the dashboard asks about it on every call.
-            let mut spent = super::day_costs(tree, dim, day).peekable();
-            for (value, bounds) in judged {
-                let value_bytes = value.as_bytes();
-                while spent
-                    .next_if(|b| bucket_name(total, b) < value_bytes)
-                    .is_some()
-                {}
-                // A series that began earlier spent 0 on a day without a bucket.
-                let actual = spent
-                    .next_if(|b| bucket_name(total, b) == value_bytes)
-                    .map_or(0.0, |(_, _, cost)| cost);
-                let Some(bounds) = *bounds else {
-                    continue;
-                };
-                if actual <= bounds.1 {
-                    continue;
-                }
-                let root_causes = if total {
-                    self.last_day_causes(tree, day)
-                } else {
-                    Vec::new()
-                };
-                out.push(anomaly(dimension, value, day, actual, bounds, root_causes));
-            }
-        }
-    }
-
-    /// [`root_causes`] of the last day: series that began that day are expected at 0. Read
-    /// as [`Past::judge_last_day`] reads the day, keeping only the top causes as it goes: on
-    /// a busy day most series spend more than expected.
-    fn last_day_causes(&self, tree: &sled::Tree, day: &str) -> Vec<RootCause> {
-        let mut top = Vec::new();
-        for ((dimension, judged), (_, dim)) in self.last_day.iter().zip(DIMENSIONS).skip(1) {
             let mut spent = super::day_costs(tree, dim, day).peekable();
             let mut judged = judged.iter().peekable();
             loop {
                 let order = match (judged.peek(), spent.peek()) {
                     (None, None) => break,
-                    (Some(_), None) => std::cmp::Ordering::Less,
-                    (None, Some(_)) => std::cmp::Ordering::Greater,
+                    (Some(_), None) => Ordering::Less,
+                    (None, Some(_)) => Ordering::Greater,
                     (Some((value, _)), Some(bucket)) => {
-                        value.as_bytes().cmp(bucket_name(false, bucket))
+                        value.as_bytes().cmp(bucket_name(total, bucket))
                     }
                 };
-                let expected = |bounds: &Bounds| bounds.map_or(0.0, |(e, _)| e);
-                match order {
-                    // A judged series without a bucket spent 0.
-                    std::cmp::Ordering::Less => {
-                        if let Some((value, bounds)) = judged.next() {
-                            let value = value.as_bytes();
-                            keep_top_cause(&mut top, dimension, value, 0.0, expected(bounds));
+                // A judged series without a bucket spent 0; a bucket without a judged series
+                // is of a series that began that day: not judged, and expected at 0.
+                let (series, bucket) = match order {
+                    Ordering::Less => (judged.next(), None),
+                    Ordering::Equal => (judged.next(), spent.next()),
+                    Ordering::Greater => (None, spent.next()),
+                };
+                let actual = bucket.as_ref().map_or(0.0, |(_, _, cost)| *cost);
+                let bounds = series.and_then(|(_, bounds)| *bounds);
+                if let (Some((value, _)), Some(bounds)) = (series, bounds) {
+                    if actual > bounds.1 {
+                        if total {
+                            total_at = Some(out.len());
                         }
+                        out.push(anomaly(dimension, value, day, actual, bounds, Vec::new()));
                     }
-                    // A bucket: of a judged series, or of one that began that day, which was
-                    // expected at 0.
-                    std::cmp::Ordering::Equal | std::cmp::Ordering::Greater => {
-                        let expected = match order {
-                            std::cmp::Ordering::Equal => {
-                                judged.next().map_or(0.0, |(_, b)| expected(b))
-                            }
-                            _ => 0.0,
-                        };
-                        if let Some(bucket) = spent.next() {
-                            let (name, actual) = (bucket_name(false, &bucket), bucket.2);
-                            keep_top_cause(&mut top, dimension, name, actual, expected);
-                        }
-                    }
+                }
+                if total_at.is_some() && !total {
+                    let name = match (&bucket, series) {
+                        (Some(bucket), _) => bucket_name(false, bucket),
+                        (None, Some((value, _))) => value.as_bytes(),
+                        (None, None) => continue,
+                    };
+                    let expected = bounds.map_or(0.0, |(e, _)| e);
+                    keep_top_cause(&mut causes, dimension, name, actual, expected);
                 }
             }
         }
-        top
+        if let Some(at) = total_at {
+            out[at].root_causes = causes;
+        }
     }
 }
 
