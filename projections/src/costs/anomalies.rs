@@ -485,6 +485,8 @@ struct Past {
     /// Per dimension (in [`DIMENSIONS`] order), each series with spend before the last day
     /// and its (expected, upper bound) for the last day, if it has a baseline.
     last_day: Vec<(&'static str, BTreeMap<String, Bounds>)>,
+    /// The last day's anomalies, with the requests of the last day they were judged at.
+    verdict: Mutex<Option<(u64, Vec<SpendAnomaly>)>>,
 }
 
 impl Past {
@@ -516,7 +518,29 @@ impl Past {
         Self {
             anomalies,
             last_day,
+            verdict: Mutex::new(None),
         }
+    }
+
+    /// The last day's anomalies, judged again only when the day holds other requests than
+    /// when they were last judged (`requests`, read before its buckets; see [`day_requests`]).
+    /// Under live ingest a batch of today's usage lands every few dashboards, and each
+    /// judgement reads a bucket per series with spend today.
+    fn last_day_anomalies(&self, tree: &sled::Tree, day: &str, requests: u64) -> Vec<SpendAnomaly> {
+        let lock = || {
+            self.verdict
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        };
+        if let Some((judged_at, found)) = &*lock() {
+            if *judged_at == requests {
+                return found.clone();
+            }
+        }
+        let mut found = Vec::new();
+        self.judge_last_day(tree, day, &mut found);
+        *lock() = Some((requests, found.clone()));
+        found
     }
 
     /// The last day's anomalies, and the total's root causes ([`root_causes`]: series that
@@ -814,8 +838,8 @@ fn zero_fill(s: &mut [f64]) {
 ///
 /// Everything but the last day's spend comes from a cache of what the earlier days give,
 /// valid while no usage lands in them (their `time_period` buckets count the same requests):
-/// once computed, a request reads one bucket per day of the span and one per series with
-/// spend on the last day. A late event reads again the days it landed in (their buckets of
+/// once computed, a request reads one bucket per day of the span, and one per series with
+/// spend on the last day when that day holds requests it did not when last judged. A late event reads again the days it landed in (their buckets of
 /// every series); a new day or another window computes it whole.
 pub fn detect(tree: &sled::Tree, window_days: u32, as_of: Timestamp) -> Vec<SpendAnomaly> {
     let window = window_days.max(1) as usize;
@@ -826,9 +850,19 @@ pub fn detect(tree: &sled::Tree, window_days: u32, as_of: Timestamp) -> Vec<Spen
         .collect();
     let (before, last) = days.split_at(span - 1);
     let past = past(tree, before, window);
+    // Read before the last day's buckets, for the reason `past` reads the stamp first.
+    let requests = day_requests(tree, &last[0]);
     let mut out = past.anomalies.clone();
-    past.judge_last_day(tree, &last[0], &mut out);
+    out.extend(past.last_day_anomalies(tree, &last[0], requests));
     out
+}
+
+/// The requests of `day` (its `time_period` bucket's): what [`stamp`] holds for one day, so
+/// equal counts mean equal day buckets in every dimension.
+fn day_requests(tree: &sled::Tree, day: &str) -> u64 {
+    stamp(tree, std::slice::from_ref(&day.to_owned()))
+        .first()
+        .map_or(0, |(_, requests)| *requests)
 }
 
 #[cfg(test)]
