@@ -163,10 +163,11 @@ impl Store {
         let db = sled::Config::new()
             .path(path)
             // sled caches 1 GiB by default; read models are small and rebuildable, and the
-            // memory target is 256 MiB for the whole process. 32 MiB instead of 64 kept the
-            // bench's 200k-event serve under it (−33 MiB peak RSS) for ~5–10 % of rebuild
-            // speed (BENCHMARKS.md).
-            .cache_capacity(32 * 1024 * 1024)
+            // memory target is 256 MiB for the whole process. sled's footprint is about
+            // twice this setting: 16 MiB instead of 32 took 35 MiB off the bench's 1M-event
+            // serve (245–255 → 210–221 MiB) for 0–30 % of replay speed, and 32 instead of
+            // 64 had taken 33 MiB off at 200k (BENCHMARKS.md).
+            .cache_capacity(16 * 1024 * 1024)
             .open()
             .map_err(Unverified::from_open)?;
         let meta = db.open_tree("meta").map_err(|e| e.to_string())?;
