@@ -8,7 +8,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::costs::CostsProjector;
-use crate::runtime::{commit, fold_batch, fold_writes};
+use crate::runtime::{commit, fold_batch, fold_writes, Writes};
 
 /// `detect` as it was before the cache, verbatim: the whole span read and judged.
 fn detect_uncached(tree: &sled::Tree, window_days: u32, as_of: Timestamp) -> Vec<SpendAnomaly> {
@@ -213,10 +213,7 @@ fn as_of(day: i64) -> Timestamp {
 fn a_late_event_changes_the_answer() {
     let mut f = Folder::new();
     // $1 a day for 28 days, then $2 on day 28: above the bound of $1.25.
-    let steady: Vec<Envelope> = (0..28)
-        .map(|day| usage(day as usize, day, "openai/gpt-4o", "op_1", "recon", 1.0))
-        .collect();
-    f.fold(&steady);
+    steady_month(&mut f);
     f.fold(&[usage(100, 28, "openai/gpt-4o", "op_1", "recon", 2.0)]);
     let first = detect(&f.tree, 1, as_of(28));
     assert_eq!(first, detect_uncached(&f.tree, 1, as_of(28)));
@@ -249,42 +246,66 @@ fn a_late_event_changes_the_answer() {
     assert_eq!(after, detect_uncached(&f.tree, 1, as_of(28)));
 }
 
+/// $1 a day of one series for the 28 days before day 28.
+fn steady_month(f: &mut Folder) {
+    let steady: Vec<Envelope> = (0..28)
+        .map(|day| usage(day as usize, day, "openai/gpt-4o", "op_1", "recon", 1.0))
+        .collect();
+    f.fold(&steady);
+}
+
+/// The uses as the next events of `f`'s log, with their commit's writes (not made).
+fn commit_of(f: &mut Folder, uses: Vec<Envelope>) -> Writes {
+    let events: Vec<StoredEvent> = uses
+        .into_iter()
+        .map(|event| {
+            f.position += 1;
+            StoredEvent::new(f.position, event)
+        })
+        .collect();
+    fold_writes(&CostsProjector, &f.tree, &events).unwrap().0
+}
+
+/// For every cut of the commit `start` prepares (after folding what comes before it): day 28
+/// asked about with the commit cut there, then whole; the answer must be the uncached one.
+/// Returns each cut's whole answer.
+fn asked_in_the_middle(start: impl Fn(&mut Folder) -> Writes) -> Vec<Vec<SpendAnomaly>> {
+    let cuts = start(&mut Folder::new()).len();
+    (1..cuts)
+        .map(|cut| {
+            let mut f = Folder::new();
+            let writes = start(&mut f);
+            commit(&f.tree, writes[..cut].to_vec()).unwrap();
+            detect(&f.tree, 1, as_of(28));
+            commit(&f.tree, writes[cut..].to_vec()).unwrap();
+            let after = detect(&f.tree, 1, as_of(28));
+            assert_eq!(
+                after,
+                detect_uncached(&f.tree, 1, as_of(28)),
+                "cut after {cut}"
+            );
+            after
+        })
+        .collect()
+}
+
 /// A fold commits key by key; a dashboard asked in the middle of a commit may answer from
 /// part of it, but must not keep what it read under a stamp that claims more than it read,
 /// or every later answer would be wrong. Cut anywhere. (It holds because a commit writes in
 /// key order, the stamp's `time_period` buckets after the other dimensions'.)
 #[test]
 fn a_read_in_the_middle_of_a_commit_is_not_cached() {
-    let start = |f: &mut Folder| {
-        let steady: Vec<Envelope> = (0..28)
-            .map(|day| usage(day as usize, day, "openai/gpt-4o", "op_1", "recon", 1.0))
-            .collect();
-        f.fold(&steady);
+    let answers = asked_in_the_middle(|f| {
+        steady_month(f);
         f.fold(&[usage(100, 28, "openai/gpt-4o", "op_1", "recon", 2.0)]);
         assert!(!detect(&f.tree, 1, as_of(28)).is_empty());
         // Late usage of a second model doubles every day of the baseline.
-        let late: Vec<StoredEvent> = (0..28)
-            .map(|day| {
-                f.position += 1;
-                let event = usage(300 + day as usize, day, "openai/o1", "op_1", "recon", 1.0);
-                StoredEvent::new(f.position, event)
-            })
+        let late = (0..28)
+            .map(|day| usage(300 + day as usize, day, "openai/o1", "op_1", "recon", 1.0))
             .collect();
-        fold_writes(&CostsProjector, &f.tree, &late).unwrap().0
-    };
-    let cuts = start(&mut Folder::new()).len();
-    for cut in 1..cuts {
-        let mut f = Folder::new();
-        let writes = start(&mut f);
-        commit(&f.tree, writes[..cut].to_vec()).unwrap();
-        detect(&f.tree, 1, as_of(28));
-        commit(&f.tree, writes[cut..].to_vec()).unwrap();
-        let after = detect(&f.tree, 1, as_of(28));
-        assert_eq!(
-            after,
-            detect_uncached(&f.tree, 1, as_of(28)),
-            "cut after {cut}"
-        );
+        commit_of(f, late)
+    });
+    for after in answers {
         // The day is twice the old total baseline and equal to the new one.
         assert!(
             !after.iter().any(|a| a.dimension == "total"),
@@ -294,40 +315,20 @@ fn a_read_in_the_middle_of_a_commit_is_not_cached() {
 }
 
 /// The same for the last day's verdict, which is kept per count of the day's requests: a
-/// commit of today's usage (three series, one of them new) cut anywhere, asked about in the
-/// middle, then whole.
+/// commit of today's usage (three series, one of them new) cut anywhere.
 #[test]
 fn a_read_in_the_middle_of_a_commit_of_today_is_not_kept() {
-    let start = |f: &mut Folder| {
-        let steady: Vec<Envelope> = (0..28)
-            .map(|day| usage(day as usize, day, "openai/gpt-4o", "op_1", "recon", 1.0))
-            .collect();
-        f.fold(&steady);
+    let answers = asked_in_the_middle(|f| {
+        steady_month(f);
         assert!(detect(&f.tree, 1, as_of(28)).is_empty());
-        let today: Vec<StoredEvent> = [("op_1", 2.0), ("op_2", 3.0), ("op_1", 1.0)]
+        let today = [("op_1", 2.0), ("op_2", 3.0), ("op_1", 1.0)]
             .iter()
             .enumerate()
-            .map(|(n, (profile, cost))| {
-                f.position += 1;
-                let event = usage(200 + n, 28, "openai/o1", profile, "exploit", *cost);
-                StoredEvent::new(f.position, event)
-            })
+            .map(|(n, (profile, cost))| usage(200 + n, 28, "openai/o1", profile, "exploit", *cost))
             .collect();
-        fold_writes(&CostsProjector, &f.tree, &today).unwrap().0
-    };
-    let cuts = start(&mut Folder::new()).len();
-    for cut in 1..cuts {
-        let mut f = Folder::new();
-        let writes = start(&mut f);
-        commit(&f.tree, writes[..cut].to_vec()).unwrap();
-        detect(&f.tree, 1, as_of(28));
-        commit(&f.tree, writes[cut..].to_vec()).unwrap();
-        let after = detect(&f.tree, 1, as_of(28));
-        assert_eq!(
-            after,
-            detect_uncached(&f.tree, 1, as_of(28)),
-            "cut after {cut}"
-        );
+        commit_of(f, today)
+    });
+    for after in answers {
         assert!(
             after.iter().any(|a| a.dimension == "total"),
             "today's $6 is an anomaly: {after:?}"
@@ -338,10 +339,7 @@ fn a_read_in_the_middle_of_a_commit_of_today_is_not_kept() {
 #[test]
 fn usage_of_the_last_day_needs_no_new_baseline_and_is_seen() {
     let mut f = Folder::new();
-    let steady: Vec<Envelope> = (0..28)
-        .map(|day| usage(day as usize, day, "openai/gpt-4o", "op_1", "recon", 1.0))
-        .collect();
-    f.fold(&steady);
+    steady_month(&mut f);
     assert!(detect(&f.tree, 1, as_of(28)).is_empty());
     // Today's spend grows after the first answer; a new profile appears today.
     f.fold(&[usage(100, 28, "openai/gpt-4o", "op_new", "recon", 3.0)]);
