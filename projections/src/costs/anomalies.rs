@@ -477,7 +477,8 @@ type Bounds = Option<(f64, f64)>;
 
 /// Everything [`detect`] needs from the days of its span before the last: the verdicts of the
 /// window's earlier days, and each series' expectation for the last day. None of it reads
-/// the last day, so it holds until usage lands in an earlier day (a late event).
+/// the last day, so it holds until usage lands in an earlier day (a late event); the last
+/// day's own verdict is kept beside it, per count of that day's requests.
 #[derive(Debug)]
 struct Past {
     /// Anomalies of the window's days before the last, in [`detect`]'s order.
