@@ -121,6 +121,26 @@ pub async fn what_if(
         .temporary(true)
         .open()
         .map_err(|e| format!("cannot open a scratch store in {}: {e}", dir.display()))?;
+    let answer = compare(&scratch, log, repricing, time_range_days, as_of).await;
+    drop(scratch);
+    // sled removes a temporary store when the last of its background tasks lets go of it,
+    // which may be after the answer is sent: removed here, so that none outlives its request.
+    if let Err(err) = std::fs::remove_dir_all(&dir) {
+        if err.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(%err, dir = %dir.display(), "cannot remove a what-if scratch store");
+        }
+    }
+    answer
+}
+
+/// [`what_if`]'s two replays into trees of `scratch`, and their comparison.
+async fn compare(
+    scratch: &sled::Db,
+    log: Arc<dyn EventLog>,
+    repricing: Repricing,
+    time_range_days: Option<u32>,
+    as_of: Timestamp,
+) -> Result<WhatIf, String> {
     let head = log.head().await.map_err(|e| e.to_string())?;
     let mut trees = Vec::new();
     let projectors: [Arc<dyn Projector>; 2] =
