@@ -524,7 +524,8 @@ impl Past {
     }
 
     /// The last day's anomalies, judged again only when the day holds other requests than
-    /// when they were last judged (`requests`, read before its buckets; see [`day_requests`]).
+    /// when they were last judged (`requests`, its stamp, read before its buckets: see
+    /// [`detect`]).
     /// Under live ingest a batch of today's usage lands every few dashboards, and each
     /// judgement reads a bucket per series with spend today.
     fn last_day_anomalies(&self, tree: &sled::Tree, day: &str, requests: u64) -> Vec<SpendAnomaly> {
@@ -538,8 +539,7 @@ impl Past {
                 return found.clone();
             }
         }
-        let mut found = Vec::new();
-        self.judge_last_day(tree, day, &mut found);
+        let found = self.judge_last_day(tree, day);
         *lock() = Some((requests, found.clone()));
         found
     }
@@ -550,8 +550,9 @@ impl Past {
     /// buckets (in value order) are merged with its judged series (also in value order),
     /// reading each bucket's name in place. The total comes first, so whether its causes are
     /// wanted is known before the buckets they come from are read.
-    fn judge_last_day(&self, tree: &sled::Tree, day: &str, out: &mut Vec<SpendAnomaly>) {
+    fn judge_last_day(&self, tree: &sled::Tree, day: &str) -> Vec<SpendAnomaly> {
         use std::cmp::Ordering;
+        let mut out = Vec::new();
         let mut total_at = None;
         let mut causes = Vec::new();
         for ((dimension, judged), (_, dim)) in self.last_day.iter().zip(DIMENSIONS) {
@@ -598,6 +599,7 @@ impl Past {
         if let Some(at) = total_at {
             out[at].root_causes = causes;
         }
+        out
     }
 }
 
@@ -722,21 +724,14 @@ pub(crate) fn same_tree(a: &sled::Tree, b: &sled::Tree) -> bool {
 }
 
 /// The [`Past`] of the span `before` (its days before the last) for `window` days, from the
-/// cache when no usage landed in those days since it was computed; when some did, from the
-/// cached series with only those days read again.
-fn past(tree: &sled::Tree, before: &[String], window: usize) -> Arc<Past> {
+/// cache when no usage landed in those days since it was computed (their `stamp`, read
+/// before any of their buckets); when some did, from the cached series with only those days
+/// read again.
+fn past(tree: &sled::Tree, before: &[String], window: usize, stamp: Stamp) -> Arc<Past> {
     let span: Span = (
         before.first().cloned().unwrap_or_default(),
         before.last().cloned().unwrap_or_default(),
     );
-    // Read before the buckets: a batch landing in between then changes the stamp, so series
-    // holding some of its usage are never kept under a stamp that claims all of it. That
-    // holds in the middle of a commit too: a fold writes its keys one by one in key order,
-    // so a day's `time_period` bucket (the stamp) lands after every other dimension's
-    // buckets of that batch. (`runtime::settled` would be stricter, and under a steady
-    // ingest of today's usage, which changes no stamp, it would keep nothing: every
-    // dashboard would read the whole baseline again.)
-    let stamp = stamp(tree, before);
     let lock = || {
         PAST_CACHE
             .lock()
@@ -840,8 +835,9 @@ fn zero_fill(s: &mut [f64]) {
 /// Everything but the last day's spend comes from a cache of what the earlier days give,
 /// valid while no usage lands in them (their `time_period` buckets count the same requests):
 /// once computed, a request reads one bucket per day of the span, and one per series with
-/// spend on the last day when that day holds requests it did not when last judged. A late event reads again the days it landed in (their buckets of
-/// every series); a new day or another window computes it whole.
+/// spend on the last day when that day holds requests it did not when last judged. A late
+/// event reads again the days it landed in (their buckets of every series); a new day or
+/// another window computes it whole.
 pub fn detect(tree: &sled::Tree, window_days: u32, as_of: Timestamp) -> Vec<SpendAnomaly> {
     let window = window_days.max(1) as usize;
     let span = window + BASELINE_DAYS;
@@ -850,20 +846,26 @@ pub fn detect(tree: &sled::Tree, window_days: u32, as_of: Timestamp) -> Vec<Spen
         .map(|back| super::day_of(as_of.plus_seconds(-(back as i64) * 86_400)))
         .collect();
     let (before, last) = days.split_at(span - 1);
-    let past = past(tree, before, window);
-    // Read before the last day's buckets, for the reason `past` reads the stamp first.
-    let requests = day_requests(tree, &last[0]);
+    // The stamp of every day of the span, read before any bucket: a batch landing in between
+    // then changes the stamp, so spend holding some of its usage is never kept under a stamp
+    // that claims all of it. That holds in the middle of a commit too: a fold writes its keys
+    // one by one in key order, so a day's `time_period` bucket (the stamp) lands after every
+    // other dimension's buckets of that batch. (`runtime::settled` would be stricter, and
+    // under a steady ingest of today's usage it would keep nothing: every dashboard would
+    // read the whole baseline and today again.)
+    let mut stamp = stamp(tree, &days);
+    let requests = match stamp.last() {
+        Some((day, requests)) if *day == last[0] => {
+            let requests = *requests;
+            stamp.pop();
+            requests
+        }
+        _ => 0,
+    };
+    let past = past(tree, before, window, stamp);
     let mut out = past.anomalies.clone();
     out.extend(past.last_day_anomalies(tree, &last[0], requests));
     out
-}
-
-/// The requests of `day` (its `time_period` bucket's): what [`stamp`] holds for one day, so
-/// equal counts mean equal day buckets in every dimension.
-fn day_requests(tree: &sled::Tree, day: &str) -> u64 {
-    stamp(tree, std::slice::from_ref(&day.to_owned()))
-        .first()
-        .map_or(0, |(_, requests)| *requests)
 }
 
 #[cfg(test)]
