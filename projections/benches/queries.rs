@@ -46,10 +46,8 @@ fn history() -> Vec<StoredEvent> {
                              "skills_practiced": ["reconnaissance", "exploitation"],
                              "objectives_completed": 3, "objectives_total": 5}})
             } else {
-                json!({"specversion": "1.0", "id": format!("u-{n}"), "type": "ats.llm.usage",
-                    "source": "bench", "time": format!("2026-11-{day:02}T09:00:00Z"), "subject": op,
-                    "data": {"model": "openai/gpt-4o", "profile_id": op, "session_id": format!("s-{}", n - n % 5),
-                             "task_type": "reconnaissance", "input_tokens": 1000, "output_tokens": 500}})
+                let time = format!("2026-11-{day:02}T09:00:00Z");
+                usage(n, &op, &time, &format!("s-{}", n - n % 5))
             };
             StoredEvent::new(n as u64 + 1, parse_cloud_event(cloud).expect("a valid event"))
         })
@@ -62,12 +60,25 @@ fn history() -> Vec<StoredEvent> {
 fn spike() -> impl Iterator<Item = StoredEvent> {
     (0..SPIKE_EVENTS).map(|k| {
         let (n, op) = (EVENTS + k, format!("op_{:03}", k % OPERATORS));
-        let cloud = json!({"specversion": "1.0", "id": format!("u-{n}"), "type": "ats.llm.usage",
-            "source": "bench", "time": format!("{SPIKE_DAY}T09:00:00Z"), "subject": op,
-            "data": {"model": "openai/gpt-4o", "profile_id": op, "session_id": format!("spike-{op}"),
-                     "task_type": "reconnaissance", "input_tokens": 1000, "output_tokens": 500}});
-        StoredEvent::new(n as u64 + 1, parse_cloud_event(cloud).expect("a valid event"))
+        let cloud = usage(
+            n,
+            &op,
+            &format!("{SPIKE_DAY}T09:00:00Z"),
+            &format!("spike-{op}"),
+        );
+        StoredEvent::new(
+            n as u64 + 1,
+            parse_cloud_event(cloud).expect("a valid event"),
+        )
     })
+}
+
+/// Event `n`, a gpt-4o call of `op` in `session` at `time` (RFC 3339), as a CloudEvent.
+fn usage(n: usize, op: &str, time: &str, session: &str) -> serde_json::Value {
+    json!({"specversion": "1.0", "id": format!("u-{n}"), "type": "ats.llm.usage",
+        "source": "bench", "time": time, "subject": op,
+        "data": {"model": "openai/gpt-4o", "profile_id": op, "session_id": session,
+                 "task_type": "reconnaissance", "input_tokens": 1000, "output_tokens": 500}})
 }
 
 const SPIKE_DAY: &str = "2026-11-29";
@@ -230,10 +241,7 @@ fn live_batch(b: usize, day: &str) -> Vec<StoredEvent> {
                              "skills_practiced": ["reconnaissance"],
                              "objectives_completed": 3, "objectives_total": 5}})
             } else {
-                json!({"specversion": "1.0", "id": format!("u-{n}"), "type": "ats.llm.usage",
-                    "source": "bench", "time": end, "subject": op,
-                    "data": {"model": "openai/gpt-4o", "profile_id": op, "session_id": format!("s-{}", n - n % 5),
-                             "task_type": "reconnaissance", "input_tokens": 1000, "output_tokens": 500}})
+                usage(n, &op, &end, &format!("s-{}", n - n % 5))
             };
             StoredEvent::new(n as u64 + 1, parse_cloud_event(cloud).expect("a valid event"))
         })
