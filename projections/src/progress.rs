@@ -775,7 +775,47 @@ pub struct LeaderboardEntry {
     pub score: Option<f64>,
 }
 
-fn entry(board: Board, rank: u64, op: &OperatorProgress) -> LeaderboardEntry {
+/// What a leaderboard row shows of an operator's progress, decoded from its stored record
+/// without the skills, certifications and achievements (only counted): those are most of a
+/// record's bytes and allocations, and a dashboard decodes twenty records for its two boards.
+#[derive(Debug, Deserialize)]
+struct Standing {
+    operator_id: String,
+    name: String,
+    team: Option<String>,
+    total_sessions: u64,
+    total_hours: f64,
+    score_sum: f64,
+    xp: u64,
+    #[serde(deserialize_with = "count")]
+    achievements: usize,
+}
+
+/// The length of a sequence, its elements skipped.
+fn count<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<usize, D::Error> {
+    Ok(Vec::<serde::de::IgnoredAny>::deserialize(deserializer)?.len())
+}
+
+impl Standing {
+    fn of(op: &OperatorProgress) -> Self {
+        Self {
+            operator_id: op.operator_id.clone(),
+            name: op.name.clone(),
+            team: op.team.clone(),
+            total_sessions: op.total_sessions,
+            total_hours: op.total_hours,
+            score_sum: op.score_sum,
+            xp: op.xp,
+            achievements: op.achievements.len(),
+        }
+    }
+
+    fn average_score(&self) -> Option<f64> {
+        (self.total_sessions > 0).then(|| self.score_sum / self.total_sessions as f64)
+    }
+}
+
+fn entry(board: Board, rank: u64, op: &Standing) -> LeaderboardEntry {
     let mut e = LeaderboardEntry {
         rank,
         operator_id: op.operator_id.clone(),
@@ -792,12 +832,12 @@ fn entry(board: Board, rank: u64, op: &OperatorProgress) -> LeaderboardEntry {
     match board {
         Board::Xp => {
             e.xp = Some(op.xp);
-            e.level = Some(op.level());
+            e.level = Some(level(op.xp));
         }
         Board::Level => {
             e.xp = Some(op.xp);
-            e.level = Some(op.level());
-            e.score = Some(op.level() as f64);
+            e.level = Some(level(op.xp));
+            e.score = Some(level(op.xp) as f64);
         }
         Board::Sessions => {
             e.total_sessions = Some(op.total_sessions);
@@ -813,8 +853,8 @@ fn entry(board: Board, rank: u64, op: &OperatorProgress) -> LeaderboardEntry {
             e.score = op.average_score();
         }
         Board::Achievements => {
-            e.achievements_count = Some(op.achievements.len() as u64);
-            e.score = Some(op.achievements.len() as f64);
+            e.achievements_count = Some(op.achievements as u64);
+            e.score = Some(op.achievements as f64);
         }
         Board::Activity => {
             e.total_sessions = Some(op.total_sessions);
@@ -832,29 +872,32 @@ pub fn leaderboard(
     team: Option<&str>,
     limit: usize,
 ) -> Vec<LeaderboardEntry> {
-    ranked(tree, board_prefix(board, team), 8, team)
-        .take(limit)
-        .zip(1..)
-        .map(|(op, rank)| entry(board, rank, &op))
-        .collect()
+    ranked::<Standing>(tree, board_prefix(board, team), 8, team, |s| {
+        s.team.as_deref()
+    })
+    .take(limit)
+    .zip(1..)
+    .map(|(op, rank)| entry(board, rank, &op))
+    .collect()
 }
 
 /// The operators listed under `prefix` (values of `value_len` bytes), best first. Operators of
 /// another team whose name extends `team` past a NUL share the prefix: they are skipped.
-fn ranked<'a>(
+fn ranked<'a, T: serde::de::DeserializeOwned + 'a>(
     tree: &'a sled::Tree,
     prefix: Vec<u8>,
     value_len: usize,
     team: Option<&'a str>,
-) -> impl Iterator<Item = OperatorProgress> + 'a {
+    team_of: fn(&T) -> Option<&str>,
+) -> impl Iterator<Item = T> + 'a {
     tree.scan_prefix(&prefix)
         .keys()
         .map_while(Result::ok)
         .filter_map(move |k| {
             let id = k.get(prefix.len() + value_len..)?;
-            operator(tree, &String::from_utf8_lossy(id))
+            read::<T>(tree, &operator_key(&String::from_utf8_lossy(id)))
         })
-        .filter(move |op| team.is_none() || op.team.as_deref() == team)
+        .filter(move |op| team.is_none() || team_of(op) == team)
 }
 
 /// The row of `operator` on `board` (within `team` when given), with its rank; `None` when
@@ -877,7 +920,7 @@ pub fn rank(
     ]
     .concat();
     let before = tree.range(prefix.clone()..key).keys().count() as u64;
-    Some(entry(board, before + 1, &op))
+    Some(entry(board, before + 1, &Standing::of(&op)))
 }
 
 /// One row of a skill leaderboard (seed `get_skill_leaderboard`).
@@ -912,22 +955,28 @@ pub fn skill_leaderboard(
     team: Option<&str>,
     limit: usize,
 ) -> Vec<SkillLeaderboardEntry> {
-    ranked(tree, skill_prefix(skill, team), SKILL_VALUE_LEN, team)
-        .filter_map(|op| Some((op.skills.get(skill)?.clone(), op)))
-        .take(limit)
-        .zip(1..)
-        .map(|((metric, op), rank)| SkillLeaderboardEntry {
-            rank,
-            skill_name: skill.to_owned(),
-            proficiency: metric.proficiency,
-            proficiency_score: metric.proficiency.numeric(),
-            average_score: metric.average_score,
-            success_rate: metric.success_rate,
-            operator_id: op.operator_id,
-            name: op.name,
-            team: op.team,
-        })
-        .collect()
+    ranked::<OperatorProgress>(
+        tree,
+        skill_prefix(skill, team),
+        SKILL_VALUE_LEN,
+        team,
+        |op| op.team.as_deref(),
+    )
+    .filter_map(|op| Some((op.skills.get(skill)?.clone(), op)))
+    .take(limit)
+    .zip(1..)
+    .map(|((metric, op), rank)| SkillLeaderboardEntry {
+        rank,
+        skill_name: skill.to_owned(),
+        proficiency: metric.proficiency,
+        proficiency_score: metric.proficiency.numeric(),
+        average_score: metric.average_score,
+        success_rate: metric.success_rate,
+        operator_id: op.operator_id,
+        name: op.name,
+        team: op.team,
+    })
+    .collect()
 }
 
 /// One row of a custom leaderboard category.
@@ -953,18 +1002,20 @@ pub fn custom_leaderboard(
     team: Option<&str>,
     limit: usize,
 ) -> Vec<CustomLeaderboardEntry> {
-    ranked(tree, custom_prefix(category, team), 8, team)
-        .filter_map(|op| Some((*op.custom_scores.get(category)?, op)))
-        .take(limit)
-        .zip(1..)
-        .map(|((score, op), rank)| CustomLeaderboardEntry {
-            rank,
-            operator_id: op.operator_id,
-            name: op.name,
-            team: op.team,
-            score,
-        })
-        .collect()
+    ranked::<OperatorProgress>(tree, custom_prefix(category, team), 8, team, |op| {
+        op.team.as_deref()
+    })
+    .filter_map(|op| Some((*op.custom_scores.get(category)?, op)))
+    .take(limit)
+    .zip(1..)
+    .map(|((score, op), rank)| CustomLeaderboardEntry {
+        rank,
+        operator_id: op.operator_id,
+        name: op.name,
+        team: op.team,
+        score,
+    })
+    .collect()
 }
 
 /// Seed `get_operator_summary` (§B6.10).

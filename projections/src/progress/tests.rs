@@ -650,6 +650,18 @@ fn leaderboards_rank_by_value_then_operator_id_with_team_filter() {
         (activity[0].total_hours, activity[0].total_sessions),
         (Some(3.0), Some(1))
     );
+    let achievements = leaderboard(&h.tree, Board::Achievements, None, 10);
+    assert_eq!(
+        achievements[0].achievements_count,
+        Some(h.op(&achievements[0].operator_id).achievements.len() as u64)
+    );
+    assert!(achievements[0].achievements_count > Some(0));
+    // A board's rows are read without most of each record; `rank` reads the whole record.
+    for board in Board::ALL {
+        for row in leaderboard(&h.tree, board, None, 10) {
+            assert_eq!(rank(&h.tree, board, None, &row.operator_id), Some(row));
+        }
+    }
     assert_eq!(rank(&h.tree, Board::Xp, None, "a").unwrap().rank, 3);
     assert_eq!(rank(&h.tree, Board::Xp, Some("red"), "b").unwrap().rank, 3);
     assert!(rank(&h.tree, Board::Xp, Some("blue"), "b").is_none());
