@@ -154,7 +154,7 @@ impl OperatorProgress {
 
     /// Mean session score (`None` before the first session).
     pub fn average_score(&self) -> Option<f64> {
-        (self.total_sessions > 0).then(|| self.score_sum / self.total_sessions as f64)
+        mean_score(self.score_sum, self.total_sessions)
     }
 
     /// Whether the operator holds `certification` at `as_of`: an award of a known
@@ -811,8 +811,13 @@ impl Standing {
     }
 
     fn average_score(&self) -> Option<f64> {
-        (self.total_sessions > 0).then(|| self.score_sum / self.total_sessions as f64)
+        mean_score(self.score_sum, self.total_sessions)
     }
+}
+
+/// `score_sum / sessions`, `None` without sessions.
+fn mean_score(score_sum: f64, sessions: u64) -> Option<f64> {
+    (sessions > 0).then(|| score_sum / sessions as f64)
 }
 
 fn entry(board: Board, rank: u64, op: &Standing) -> LeaderboardEntry {
