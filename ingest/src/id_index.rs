@@ -41,8 +41,10 @@ const CHECKPOINT: &str = "checkpoint";
 
 /// redb page cache for this file. 16 MiB cost appends a quarter of their rate while each
 /// looked every id up in the table (BENCHMARKS.md); behind the filter, three A/B pairs at 200k
-/// gave peak RSS 286 / 260 / 278 → 249 / 243 / 248 MiB at 32 → 16, ingest within noise.
-const CACHE_BYTES: usize = 16 * 1024 * 1024;
+/// gave peak RSS 286 / 260 / 278 → 249 / 243 / 248 MiB at 32 → 16, ingest within noise, and
+/// two pairs at 1M 269 / 260 → 253 / 240 MiB at 16 → 8 (the memory target), for a rebuild
+/// about a quarter slower: a replay asks the index about every event it reads.
+const CACHE_BYTES: usize = 8 * 1024 * 1024;
 
 /// One commit in this many is durable (see the module comment).
 const DURABLE_EVERY: u32 = 64;
