@@ -325,39 +325,22 @@ mod tests {
 
     #[test]
     fn retry_inside_a_batch_is_kept_once_and_conflict_rejected() {
-        let same = json!([event("a", json!(0.5)), event("a", json!(0.5))]);
-        assert_eq!(parse_value(same, &Limits::default()).unwrap().len(), 1);
-        let conflict = json!([event("a", json!(0.5)), event("a", json!(0.6))]);
-        assert!(matches!(
-            parse_value(conflict, &Limits::default()),
-            Err(IntakeError::ConflictInBatch {
-                first: 0,
-                second: 1,
-                ..
-            })
-        ));
+        let kept = |body: Value| parse_value(body, &Limits::default()).map(|e| e.len());
+        // The submitted indices of a conflict's two copies.
+        let conflict = |body: Value| match parse_value(body, &Limits::default()) {
+            Err(IntakeError::ConflictInBatch { first, second, .. }) => Some((first, second)),
+            _ => None,
+        };
+        let a = |score: f64| event("a", json!(score));
+        assert_eq!(kept(json!([a(0.5), a(0.5)])).unwrap(), 1);
+        assert_eq!(conflict(json!([a(0.5), a(0.6)])), Some((0, 1)));
         // Indices count submitted events; the content compared is the first copy's.
-        let later = json!([
-            event("a", json!(0.5)),
-            event("b", json!(1)),
-            event("a", json!(0.5)),
-            event("a", json!(0.6)),
-        ]);
-        assert!(matches!(
-            parse_value(later, &Limits::default()),
-            Err(IntakeError::ConflictInBatch {
-                first: 0,
-                second: 3,
-                ..
-            })
-        ));
-        let retried = json!([
-            event("b", json!(1)),
-            event("a", json!(0.5)),
-            event("a", json!(0.5))
-        ]);
-        let kept = parse_value(retried, &Limits::default()).unwrap();
-        assert_eq!(kept.len(), 2);
+        let b = event("b", json!(1));
+        assert_eq!(
+            conflict(json!([a(0.5), b.clone(), a(0.5), a(0.6)])),
+            Some((0, 3))
+        );
+        assert_eq!(kept(json!([b, a(0.5), a(0.5)])).unwrap(), 2);
     }
 
     #[test]
