@@ -706,15 +706,18 @@ async fn fold_blocking(
 }
 
 /// Nice value of the fold threads (the request handlers keep the process's, normally 0).
-const FOLD_NICE: i32 = 10;
+const FOLD_NICE: i32 = 19;
 
 /// Runs a fold on the fold threads (one per core), at a lower CPU priority than the request
 /// handlers.
 ///
 /// Folds and requests share the cores (two, on the machines we measure on): a fold is
 /// background work that may finish a few milliseconds later, a request is someone waiting.
-/// Under CFS a nice of 10 gives a fold thread about a tenth of a contended core and all of an
-/// idle one, so queries and appends run first and the folds use what is left. The weight is
+/// Under CFS a nice of 19 gives a fold thread about 1.5 % of a contended core (nice 10: a
+/// tenth) and all of an idle one, so queries and appends run first and the folds use what is
+/// left: at 1M events nice 19 raised the embedded HTTP ingest from 98–107k to 135–142k
+/// events/s and the NATS intake by a quarter, with query p99 and freshness within the runs'
+/// spread (BENCHMARKS.md). The weight is
 /// per thread, so the threads are bounded: seven projectors folding at once on seven threads
 /// weighed as much as one request handler (and held seven batches in memory); one thread per
 /// core still uses every idle core. If the pool cannot start, folds run on the caller's
