@@ -183,7 +183,7 @@ impl EmbeddedLog {
             // The group's new ids: staged only once the transaction committed.
             let mut added = std::collections::HashMap::new();
             let (step, head) = {
-                let mut ids = tx.open_table(IDS).map_err(storage)?;
+                let ids = staged.tables(&tx)?;
                 staged.grow_filter(&ids)?;
                 let mut table = tx.open_table(EVENTS).map_err(storage)?;
                 let mut next = table.last().map_err(storage)?.map_or(0, |(k, _)| k.value()) + 1;
@@ -233,7 +233,7 @@ impl EmbeddedLog {
                         duplicates,
                     }));
                 }
-                (staged.merge_step(&mut ids, &tx)?, next - 1)
+                (staged.merge_step(ids, &tx)?, next - 1)
             };
             tx.commit().map_err(storage)?;
             staged.committed(added, step, head);

@@ -59,18 +59,23 @@ impl IdFilter {
             .all(|bit| self.words[(bit / 64) as usize] & (1 << (bit % 64)) != 0)
     }
 
-    /// A filter of every id in `table` and of `also` (ids held beside it), sized for twice
+    /// A filter of every id in `tables` and of `also` (ids held beside them), sized for twice
     /// as many, and for at least `min_ids`.
-    pub(crate) fn of_table(
-        table: &redb::Table<u128, (u64, u64)>,
+    pub(crate) fn of_tables(
+        tables: &[&redb::Table<'_, u128, (u64, u64)>],
         also: &[u128],
         min_ids: usize,
     ) -> Result<Self, redb::StorageError> {
         use redb::{ReadableTable, ReadableTableMetadata};
-        let held = table.len()? as usize + also.len();
+        let mut held = also.len();
+        for table in tables {
+            held += table.len()? as usize;
+        }
         let mut filter = Self::with_capacity((2 * held).max(min_ids));
-        for entry in table.iter()? {
-            filter.insert(entry?.0.value());
+        for table in tables {
+            for entry in table.iter()? {
+                filter.insert(entry?.0.value());
+            }
         }
         for id in also {
             filter.insert(*id);

@@ -127,8 +127,12 @@ impl IdIndex {
             let checkpoint = meta.get(CHECKPOINT).map_err(storage)?;
             checkpoint.map_or(0, |v| v.value())
         };
-        let filter = IdFilter::of_table(&tx.open_table(IDS).map_err(storage)?, &[], min_filter_ids)
-            .map_err(storage)?;
+        let filter = IdFilter::of_tables(
+            &[&tx.open_table(IDS).map_err(storage)?],
+            &[],
+            min_filter_ids,
+        )
+        .map_err(storage)?;
         tx.commit().map_err(storage)?;
         Ok(Self {
             db,
@@ -379,7 +383,8 @@ impl IdIndex {
                     .map_err(storage)?;
             }
             if lock(&self.memory).filter.is_full() {
-                let grown = IdFilter::of_table(&ids, &[], self.min_filter_ids).map_err(storage)?;
+                let grown =
+                    IdFilter::of_tables(&[&ids], &[], self.min_filter_ids).map_err(storage)?;
                 lock(&self.memory).filter = grown;
             }
         }

@@ -97,7 +97,7 @@ proptest! {
     #[test]
     fn appends_answer_as_a_map_of_every_id_whatever_the_merges_and_reopens(
         staged in 1usize..10,
-        ops in prop::collection::vec(op(), 1..40),
+        ops in prop::collection::vec(op(), 1..160),
     ) {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(async {

@@ -1,19 +1,32 @@
 //! The embedded log's id index: event id → (position, content digest).
 //!
-//! The newest ids are kept in memory ("staged") and merged into the table in key order, a
-//! slice of the key space per commit ([`crate::staging`]).
+//! The newest ids are kept in memory ("staged"); each time enough are staged they are written,
+//! in key order and a slice per commit ([`crate::staging`]), into a table of their own (a
+//! *run*: appends at the right edge of an empty B-tree, ~40 bytes per id). Once
+//! [`COMPACT_RUNS`] runs are live, they are merged into the base table, a slice of the key
+//! space per commit. Merging every staging straight into the base table rewrote each of its
+//! leaves once per 64k ids: the I/O per id grew with the table (~600 bytes per id at 1M
+//! events, ~6 KB at 10M), and at 1M the id index was a third of the writer thread's time. A
+//! lookup the filter cannot answer reads the live runs (about [`COMPACT_RUNS`]) and the base
+//! table; an id in two of them has the same entry in both.
 //!
 //! Most appended ids are new, and a new id looked up in the table costs a random leaf read
 //! once the table outgrew the cache (37 % of the writer's time at 1M events after staging),
 //! so a Bloom filter of every id held answers most of them without a read.
 //!
-//! Nothing is lost with the memory: the table holds the id of every event up to
-//! `merged_through` (a key written in the transaction that completes a merge), and at open
-//! the ids of the events after it are read back from the log's own `events` table. Every
-//! change here is part of the group's transaction, and the in-memory state changes only
-//! after that transaction committed, so a crash at any point reopens to the same answers.
+//! Nothing is lost with the memory: the base table and the live runs (`runs_from..runs_to`)
+//! hold the id of every event up to `merged_through` (keys written in the transaction that
+//! completes a run), and at open the ids of the events after it are read back from the log's
+//! own `events` table. A run being written is not live until that transaction; what a crash
+//! left of one is correct entries of events after `merged_through`, which the next run,
+//! written under the same number, writes again. A compaction only copies entries the live
+//! runs hold, and the transaction of its last slice drops those runs, so a crash during one
+//! repeats it. Every change here is part of the group's transaction, and the in-memory state
+//! changes only after that transaction committed, so a crash at any point reopens to the
+//! same answers.
 
 use std::collections::HashMap;
+use std::ops::Range;
 
 use ats_events::codec;
 use redb::{ReadableTable, Table, TableDefinition};
@@ -23,27 +36,95 @@ use crate::id_filter::IdFilter;
 use crate::log::{LogError, Position};
 use crate::staging::{Entry, MergeSlice, Staging};
 
-/// Event id → (position, content digest), for idempotent appends and conflict detection.
+/// Event id → (position, content digest), for idempotent appends and conflict detection: the
+/// base table, into which runs are compacted.
 pub(super) const IDS: TableDefinition<u128, (u64, u64)> = TableDefinition::new("event_ids");
-/// `merged_through`: every event up to this position has its id in [`IDS`].
+/// `merged_through`, `runs_from`, `runs_to`.
 pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("event_ids_meta");
+/// Every event up to this position has its id in [`IDS`] or a live run.
 const MERGED_THROUGH: &str = "merged_through";
+/// The live runs are numbers `runs_from..runs_to`.
+const RUNS_FROM: &str = "runs_from";
+const RUNS_TO: &str = "runs_to";
+
+/// Live runs that start a compaction into the base table: each compaction rewrites the base
+/// table's leaves once for this many stagings' ids (and a lookup the filter cannot answer
+/// reads up to this many runs more).
+const COMPACT_RUNS: u64 = 8;
+/// A compaction is spread over 2^this commits, each a slice of the key space (ids are
+/// random), so that one commit dirties at most that fraction of the base table's leaves.
+const COMPACT_STEPS_LOG2: u32 = 5;
+const COMPACT_STEPS: u32 = 1 << COMPACT_STEPS_LOG2;
 
 /// The filter's smallest capacity, in staging rounds (by default 1M ids, 2 MiB of bits): a
-/// log grows, and each growth scans the table.
+/// log grows, and each growth scans the tables.
 const MIN_FILTER_ROUNDS: usize = 16;
+
+fn run_name(run: u64) -> String {
+    format!("event_ids_run_{run}")
+}
+
+fn run_table(name: &str) -> TableDefinition<'_, u128, (u64, u64)> {
+    TableDefinition::new(name)
+}
+
+/// The keys of a compaction's `step`: a 1/[`COMPACT_STEPS`] slice of the id space.
+fn step_keys(step: u32) -> (u128, Option<u128>) {
+    let shift = 128 - COMPACT_STEPS_LOG2;
+    let end = (step + 1 < COMPACT_STEPS).then(|| u128::from(step + 1) << shift);
+    (u128::from(step) << shift, end)
+}
+
+/// An id table (the base table or a run) open in a write transaction.
+type IdTable<'txn> = Table<'txn, u128, (u64, u64)>;
+
+/// The index's tables open in one write transaction: the base table and the live runs.
+pub(super) struct IdTables<'txn> {
+    base: IdTable<'txn>,
+    /// Live runs (by number), newest first.
+    runs: Vec<(u64, IdTable<'txn>)>,
+}
+
+impl IdTables<'_> {
+    fn get(&self, id: u128) -> Result<Option<Entry>, redb::StorageError> {
+        for (_, run) in &self.runs {
+            if let Some(entry) = run.get(id)? {
+                return Ok(Some(entry.value()));
+            }
+        }
+        Ok(self.base.get(id)?.map(|v| v.value()))
+    }
+
+    fn all(&self) -> Vec<&IdTable<'_>> {
+        std::iter::once(&self.base)
+            .chain(self.runs.iter().map(|(_, run)| run))
+            .collect()
+    }
+}
+
+/// What a commit wrote into the index, applied to [`StagedIds`] once it committed.
+pub(super) struct Step {
+    /// The staging's slice written into the run being built.
+    slice: Option<MergeSlice>,
+    /// The compaction step written.
+    compacted: Option<u32>,
+}
 
 /// The index's in-memory part, owned by the writer thread.
 pub(super) struct StagedIds {
     /// Ids of the events after `merged_through`.
     staging: Staging,
-    /// Every id held, staged or in the table (its smallest size scales with the staging).
+    /// Every id held, staged or in a table (its smallest size scales with the staging).
     filter: IdFilter,
+    /// The live runs' numbers; the staging's next run is `runs.end`.
+    runs: Range<u64>,
+    /// The next step of the compaction of the oldest [`COMPACT_RUNS`] runs.
+    compact_step: u32,
 }
 
 impl StagedIds {
     /// Reads `merged_through` (written as the head for a file indexed before staging
-    /// existed) and stages the ids of the events after it.
+    /// existed) and the live runs, and stages the ids of the events after `merged_through`.
     pub(super) fn load(tx: &redb::WriteTransaction, limit: usize) -> Result<Self, LogError> {
         let events = tx.open_table(EVENTS).map_err(storage)?;
         let head = events
@@ -51,11 +132,16 @@ impl StagedIds {
             .map_err(storage)?
             .map_or(0, |(k, _)| k.value());
         let mut meta = tx.open_table(META).map_err(storage)?;
-        let stored = meta
-            .get(MERGED_THROUGH)
-            .map_err(storage)?
-            .map(|v| v.value());
-        let merged_through = match stored {
+        let stored = |key: &str| -> Result<Option<u64>, LogError> {
+            Ok(meta.get(key).map_err(storage)?.map(|v| v.value()))
+        };
+        let (stored_through, from, to) = (
+            stored(MERGED_THROUGH)?,
+            stored(RUNS_FROM)?,
+            stored(RUNS_TO)?,
+        );
+        let runs = from.unwrap_or(0)..to.unwrap_or(0);
+        let merged_through = match stored_through {
             Some(position) => position,
             None => {
                 meta.insert(MERGED_THROUGH, head).map_err(storage)?;
@@ -78,77 +164,131 @@ impl StagedIds {
         let mut staged = Self {
             staging,
             filter: IdFilter::with_capacity(0),
+            runs,
+            compact_step: 0,
         };
-        staged.refill_filter(&tx.open_table(IDS).map_err(storage)?)?;
+        staged.refill_filter(&staged.tables(tx)?)?;
         staged.staging.freeze_if_full(head);
         Ok(staged)
     }
 
+    /// Opens the base table and the live runs in `tx`.
+    pub(super) fn tables<'txn>(
+        &self,
+        tx: &'txn redb::WriteTransaction,
+    ) -> Result<IdTables<'txn>, LogError> {
+        let base = tx.open_table(IDS).map_err(storage)?;
+        let runs = self
+            .runs
+            .clone()
+            .rev()
+            .map(|run| {
+                let table = tx.open_table(run_table(&run_name(run))).map_err(storage)?;
+                Ok((run, table))
+            })
+            .collect::<Result<_, LogError>>()?;
+        Ok(IdTables { base, runs })
+    }
+
     /// Sizes the filter for twice the ids held (at least [`MIN_FILTER_ROUNDS`]) and fills it
-    /// from the table and the staged ids: at open, and each time it fills up.
-    fn refill_filter(&mut self, table: &Table<u128, (u64, u64)>) -> Result<(), LogError> {
+    /// from the tables and the staged ids: at open, and each time it fills up.
+    fn refill_filter(&mut self, tables: &IdTables<'_>) -> Result<(), LogError> {
         let staged: Vec<u128> = self.staging.ids().collect();
-        self.filter = IdFilter::of_table(table, &staged, MIN_FILTER_ROUNDS * self.staging.limit())
-            .map_err(storage)?;
+        self.filter = IdFilter::of_tables(
+            &tables.all(),
+            &staged,
+            MIN_FILTER_ROUNDS * self.staging.limit(),
+        )
+        .map_err(storage)?;
         Ok(())
     }
 
-    /// Grows the filter once it holds more ids than it was sized for (a table scan, each
-    /// time the ids held double).
-    pub(super) fn grow_filter(&mut self, table: &Table<u128, (u64, u64)>) -> Result<(), LogError> {
+    /// Grows the filter once it holds more ids than it was sized for (a scan of the tables,
+    /// each time the ids held double).
+    pub(super) fn grow_filter(&mut self, tables: &IdTables<'_>) -> Result<(), LogError> {
         if self.filter.is_full() {
-            self.refill_filter(table)?;
+            self.refill_filter(tables)?;
         }
         Ok(())
     }
 
-    /// The id's entry: staged, else in the table.
-    pub(super) fn get(
-        &self,
-        table: &Table<u128, (u64, u64)>,
-        id: u128,
-    ) -> Result<Option<Entry>, LogError> {
+    /// The id's entry: staged, else in a table.
+    pub(super) fn get(&self, tables: &IdTables<'_>, id: u128) -> Result<Option<Entry>, LogError> {
         if let Some(entry) = self.staging.get(id) {
             return Ok(Some(entry));
         }
         if !self.filter.may_hold(id) {
             return Ok(None);
         }
-        Ok(table.get(id).map_err(storage)?.map(|v| v.value()))
+        tables.get(id).map_err(storage)
     }
 
-    /// Writes the next slice of the merge in progress into `tx`'s tables (and
-    /// `merged_through` with the last one).
+    /// Writes the next step of the compaction in progress into the base table, and the next
+    /// slice of the staging's merge into the run being built (and, with its last slice,
+    /// `merged_through` and the run's number in `runs_to`).
     pub(super) fn merge_step(
         &self,
-        table: &mut Table<u128, (u64, u64)>,
+        tables: IdTables<'_>,
         tx: &redb::WriteTransaction,
-    ) -> Result<Option<MergeSlice>, LogError> {
-        let Some(slice) = self.staging.next_slice() else {
-            return Ok(None);
-        };
-        slice.write(table).map_err(storage)?;
-        if let Some(through) = slice.completes {
-            let mut meta = tx.open_table(META).map_err(storage)?;
-            meta.insert(MERGED_THROUGH, through).map_err(storage)?;
+    ) -> Result<Step, LogError> {
+        let IdTables { mut base, runs } = tables;
+        let mut meta = tx.open_table(META).map_err(storage)?;
+        let compacting = self.runs.start + COMPACT_RUNS;
+        let compacted = (self.runs.end >= compacting).then_some(self.compact_step);
+        if let Some(step) = compacted {
+            let (from, to) = step_keys(step);
+            for (_, run) in runs.iter().filter(|(n, _)| *n < compacting) {
+                let entries = match to {
+                    Some(to) => run.range(from..to),
+                    None => run.range(from..),
+                }
+                .map_err(storage)?;
+                for entry in entries {
+                    let (id, value) = entry.map_err(storage)?;
+                    base.insert(id.value(), value.value()).map_err(storage)?;
+                }
+            }
+            if step + 1 == COMPACT_STEPS {
+                for (n, run) in runs {
+                    if n < compacting {
+                        tx.delete_table(run).map_err(storage)?;
+                    }
+                }
+                meta.insert(RUNS_FROM, compacting).map_err(storage)?;
+            }
         }
-        Ok(Some(slice))
+        let slice = self.staging.next_slice();
+        if let Some(slice) = &slice {
+            let name = run_name(self.runs.end);
+            let mut run = tx.open_table(run_table(&name)).map_err(storage)?;
+            slice.write(&mut run).map_err(storage)?;
+            if let Some(through) = slice.completes {
+                meta.insert(MERGED_THROUGH, through).map_err(storage)?;
+                meta.insert(RUNS_TO, self.runs.end + 1).map_err(storage)?;
+            }
+        }
+        Ok(Step { slice, compacted })
     }
 
     /// After the transaction committed: its new ids (`added`, of events up to `head`) and
     /// merge step take effect.
-    pub(super) fn committed(
-        &mut self,
-        added: HashMap<u128, Entry>,
-        step: Option<MergeSlice>,
-        head: Position,
-    ) {
+    pub(super) fn committed(&mut self, added: HashMap<u128, Entry>, step: Step, head: Position) {
         for (id, entry) in added {
             self.filter.insert(id);
             self.staging.insert(id, entry);
         }
-        if let Some(step) = step {
-            self.staging.merged(step);
+        if let Some(slice) = step.slice {
+            if slice.completes.is_some() {
+                self.runs.end += 1;
+            }
+            self.staging.merged(slice);
+        }
+        if let Some(done) = step.compacted {
+            self.compact_step = done + 1;
+            if self.compact_step == COMPACT_STEPS {
+                self.runs.start += COMPACT_RUNS;
+                self.compact_step = 0;
+            }
         }
         self.staging.freeze_if_full(head);
     }
