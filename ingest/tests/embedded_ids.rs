@@ -1,6 +1,7 @@
-//! The embedded log's id index keeps the newest ids in memory and merges them into its table
-//! a slice per commit. Whatever the point at which it merges or the log is reopened, every
-//! append answers as a plain map of every id ever appended would.
+//! The embedded log's id index keeps the newest ids in memory, writes them as runs a slice per
+//! commit, and compacts runs into its table a slice per commit. Whatever the point at which
+//! it writes, compacts or the log is reopened, every append answers as a plain map of every
+//! id ever appended would.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking, with the reason
 
@@ -97,6 +98,8 @@ proptest! {
     #[test]
     fn appends_answer_as_a_map_of_every_id_whatever_the_merges_and_reopens(
         staged in 1usize..10,
+        // Long enough, with stagings of a few ids, for eight runs and a compaction (32
+        // commits) to complete, and for reopens to land in the middle of both.
         ops in prop::collection::vec(op(), 1..160),
     ) {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
