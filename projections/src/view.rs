@@ -1,7 +1,10 @@
 //! A batch's window onto one projector tree: reads through, writes buffered.
 
 use std::any::Any;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use hashbrown::hash_map::EntryRef;
+use hashbrown::HashMap;
 
 use serde::{de::DeserializeOwned, Serialize};
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed, Xxh3DefaultBuilder};
@@ -115,57 +118,24 @@ impl<'a> View<'a> {
         }
     }
 
+    /// The slot of `key`, read from the tree on first touch: one hash probe either way.
     fn load(&mut self, key: &[u8]) -> Result<&mut Slot, ApplyError> {
-        if !self.slots.contains_key(key) {
-            let old = self.tree.get(key).map_err(storage)?;
-            let slot = Slot {
-                old,
-                value: Value::Stored,
-                dirty: false,
-            };
-            return Ok(self.slots.entry(key.to_vec()).or_insert(slot));
+        match self.slots.entry_ref(key) {
+            EntryRef::Occupied(slot) => Ok(slot.into_mut()),
+            EntryRef::Vacant(vacant) => {
+                let old = self.tree.get(key).map_err(storage)?;
+                Ok(vacant.insert(Slot {
+                    old,
+                    value: Value::Stored,
+                    dirty: false,
+                }))
+            }
         }
-        self.slots
-            .get_mut(key)
-            .ok_or_else(|| ApplyError::Storage("slot vanished".into()))
     }
 
     fn typed<T: Record>(&mut self, key: &[u8]) -> Result<Option<&mut T>, ApplyError> {
         let encode = self.encoder::<T>();
-        let slot = self.load(key)?;
-        let decoded = match &slot.value {
-            Value::Typed { .. } => None,
-            Value::Stored | Value::Raw(_) => {
-                let raw = match &slot.value {
-                    Value::Raw(raw) => raw.as_deref(),
-                    _ => slot.old.as_deref(),
-                };
-                let Some(bytes) = raw else {
-                    return Ok(None);
-                };
-                Some(rmp_serde::from_slice::<T>(bytes).map_err(|e| {
-                    ApplyError::Storage(format!(
-                        "cannot decode read-model key {}: {e}",
-                        String::from_utf8_lossy(key)
-                    ))
-                })?)
-            }
-        };
-        if let Some(decoded) = decoded {
-            slot.value = Value::Typed {
-                value: Box::new(decoded),
-                encode,
-            };
-        }
-        match &mut slot.value {
-            Value::Typed { value, .. } => value.downcast_mut::<T>().map(Some).ok_or_else(|| {
-                ApplyError::Storage(format!(
-                    "read-model key {} read as another type",
-                    String::from_utf8_lossy(key)
-                ))
-            }),
-            Value::Stored | Value::Raw(_) => Ok(None),
-        }
+        typed_in(self.load(key)?, key, encode)
     }
 
     /// The value at `key`, if any.
@@ -175,10 +145,12 @@ impl<'a> View<'a> {
 
     /// The value at `key` for change, if any.
     pub fn get_mut<T: Record>(&mut self, key: &[u8]) -> Result<Option<&mut T>, ApplyError> {
-        if self.typed::<T>(key)?.is_some() {
-            self.load(key)?.dirty = true;
+        let encode = self.encoder::<T>();
+        let slot = self.load(key)?;
+        if typed_in::<T>(slot, key, encode)?.is_some() {
+            slot.dirty = true;
         }
-        self.typed::<T>(key)
+        typed_in(slot, key, encode)
     }
 
     /// The value at `key` for change, created with `init` when absent.
@@ -187,12 +159,16 @@ impl<'a> View<'a> {
         key: &[u8],
         init: impl FnOnce() -> T,
     ) -> Result<&mut T, ApplyError> {
-        if self.typed::<T>(key)?.is_none() {
-            self.put(key, init())?;
+        let encode = self.encoder::<T>();
+        let slot = self.load(key)?;
+        if typed_in::<T>(slot, key, encode)?.is_none() {
+            slot.value = Value::Typed {
+                value: Box::new(init()),
+                encode,
+            };
         }
-        self.load(key)?.dirty = true;
-        self.typed::<T>(key)?
-            .ok_or_else(|| ApplyError::Storage("entry vanished".into()))
+        slot.dirty = true;
+        typed_in(slot, key, encode)?.ok_or_else(|| ApplyError::Storage("entry vanished".into()))
     }
 
     /// Stores `value` at `key`.
@@ -310,6 +286,47 @@ impl<'a> View<'a> {
         // In key order, as sled's own batches applied them: neighbouring keys share leaves.
         changes.writes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         Ok(changes)
+    }
+}
+
+/// The `T` in `slot`, decoded from its bytes on first use; `None` when the key holds nothing.
+fn typed_in<'s, T: Record>(
+    slot: &'s mut Slot,
+    key: &[u8],
+    encode: Encoder,
+) -> Result<Option<&'s mut T>, ApplyError> {
+    let decoded = match &slot.value {
+        Value::Typed { .. } => None,
+        Value::Stored | Value::Raw(_) => {
+            let raw = match &slot.value {
+                Value::Raw(raw) => raw.as_deref(),
+                _ => slot.old.as_deref(),
+            };
+            let Some(bytes) = raw else {
+                return Ok(None);
+            };
+            Some(rmp_serde::from_slice::<T>(bytes).map_err(|e| {
+                ApplyError::Storage(format!(
+                    "cannot decode read-model key {}: {e}",
+                    String::from_utf8_lossy(key)
+                ))
+            })?)
+        }
+    };
+    if let Some(decoded) = decoded {
+        slot.value = Value::Typed {
+            value: Box::new(decoded),
+            encode,
+        };
+    }
+    match &mut slot.value {
+        Value::Typed { value, .. } => value.downcast_mut::<T>().map(Some).ok_or_else(|| {
+            ApplyError::Storage(format!(
+                "read-model key {} read as another type",
+                String::from_utf8_lossy(key)
+            ))
+        }),
+        Value::Stored | Value::Raw(_) => Ok(None),
     }
 }
 
