@@ -110,8 +110,8 @@ fn parse_borrowed(body: &[u8], limits: &Limits) -> Option<Vec<Envelope>> {
 /// strings do not count); the same bound [`check_depth`] puts on a parsed value.
 ///
 /// Strings are most of a body's bytes: they are skipped with `memchr` to the next quote or
-/// backslash instead of walked byte by byte (this scan was a tenth of the request path's
-/// CPU during the bench's ingest).
+/// backslash instead of walked byte by byte (the walk was ~5 % of the request handlers' CPU
+/// during the bench's ingest; this halves it).
 fn nesting_exceeds(text: &str, max: usize) -> bool {
     let bytes = text.as_bytes();
     let mut depth = 0usize;
@@ -127,12 +127,12 @@ fn nesting_exceeds(text: &str, max: usize) -> bool {
                 else {
                     return false;
                 };
-                let quote = bytes[i + at] == b'"';
-                // Past the quote, or past the backslash and the character it escapes.
-                i += at + if quote { 1 } else { 2 };
-                if quote {
+                if bytes[i + at] == b'"' {
+                    i += at + 1;
                     break;
                 }
+                // A backslash: past it and the character it escapes.
+                i += at + 2;
             },
             b'[' | b'{' => {
                 depth += 1;
