@@ -853,16 +853,16 @@ pub fn detect(tree: &sled::Tree, window_days: u32, as_of: Timestamp) -> Vec<Spen
     // other dimension's buckets of that batch. (`runtime::settled` would be stricter, and
     // under a steady ingest of today's usage it would keep nothing: every dashboard would
     // read the whole baseline and today again.)
-    let mut stamp = stamp(tree, &days);
-    let requests = match stamp.last() {
+    let mut stamped = stamp(tree, &days);
+    let requests = match stamped.last() {
         Some((day, requests)) if *day == last[0] => {
             let requests = *requests;
-            stamp.pop();
+            stamped.pop();
             requests
         }
         _ => 0,
     };
-    let past = past(tree, before, window, stamp);
+    let past = past(tree, before, window, stamped);
     let mut out = past.anomalies.clone();
     out.extend(past.last_day_anomalies(tree, &last[0], requests));
     out
