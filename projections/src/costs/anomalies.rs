@@ -862,9 +862,9 @@ pub fn detect(tree: &sled::Tree, window_days: u32, as_of: Timestamp) -> Vec<Spen
         }
         _ => 0,
     };
-    let past = past(tree, before, window, stamped);
-    let mut out = past.anomalies.clone();
-    out.extend(past.last_day_anomalies(tree, &last[0], requests));
+    let before_last = past(tree, before, window, stamped);
+    let mut out = before_last.anomalies.clone();
+    out.extend(before_last.last_day_anomalies(tree, &last[0], requests));
     out
 }
 
