@@ -770,8 +770,21 @@ fn drop_superseded(store: &Store, projector: &str, active: u64) -> Result<(), St
 }
 
 /// Folds the log from the tree's checkpoint up to `target` into `tree`; `progress(position)`
-/// after each batch. Used by rebuilds and by `ats-mafia replay`.
+/// after each batch; then flushes the tree. Used by rebuilds and by `ats-mafia replay`.
 pub async fn replay_into(
+    projector: Arc<dyn Projector>,
+    tree: &sled::Tree,
+    log: Arc<dyn EventLog>,
+    target: Position,
+    progress: impl FnMut(Position),
+) -> Result<(), String> {
+    fold_into(projector, tree, log, target, progress).await?;
+    flush(tree).await
+}
+
+/// [`replay_into`] without the flush: for trees nobody reopens (a what-if's scratch store,
+/// deleted once it answered), whose flush would write the whole replay out for nothing.
+pub async fn fold_into(
     projector: Arc<dyn Projector>,
     tree: &sled::Tree,
     log: Arc<dyn EventLog>,
@@ -801,7 +814,7 @@ pub async fn replay_into(
         position = folded.position;
         progress(position);
     }
-    flush(tree).await
+    Ok(())
 }
 
 /// Flushes `tree` on tokio's blocking pool. Not `sled::Tree::flush_async`: that runs the

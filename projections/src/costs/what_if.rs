@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 
 use super::registry::token_cost;
 use super::{breakdown, CostBreakdown, CostCategory, CostsProjector};
-use crate::runtime::{replay_into, ApplyError, Projector};
+use crate::runtime::{fold_into, ApplyError, Projector};
 use crate::view::View;
 
 /// A price to assume for one model, at every time.
@@ -149,7 +149,7 @@ async fn compare(
         let tree = scratch
             .open_tree(format!("what_if_{i}"))
             .map_err(|e| e.to_string())?;
-        replay_into(projector, &tree, log.clone(), head, |_| {}).await?;
+        fold_into(projector, &tree, log.clone(), head, |_| {}).await?;
         trees.push(tree);
     }
     let actual = breakdown(&trees[0], CostCategory::ModelUsage, time_range_days, as_of);
