@@ -717,10 +717,11 @@ const FOLD_NICE: i32 = 19;
 /// tenth) and all of an idle one, so queries and appends run first and the folds use what is
 /// left: at 1M events nice 19 raised the embedded HTTP ingest from 98–107k to 135–142k
 /// events/s and the NATS intake by a quarter, with query p99 and freshness within the runs'
-/// spread (BENCHMARKS.md). The weight is
-/// per thread, so the threads are bounded: seven projectors folding at once on seven threads
-/// weighed as much as one request handler (and held seven batches in memory); one thread per
-/// core still uses every idle core. If the pool cannot start, folds run on the caller's
+/// spread (BENCHMARKS.md).
+///
+/// The weight is per thread, so the threads are bounded: seven projectors folding at once on
+/// seven threads weighed as much as one request handler (and held seven batches in memory);
+/// one thread per core still uses every idle core. If the pool cannot start, folds run on the caller's
 /// blocking pool at normal priority.
 fn spawn_fold<R: Send + 'static>(
     job: impl FnOnce() -> R + Send + 'static,
