@@ -8,6 +8,9 @@ mod common;
 
 use serde_json::Value;
 
+/// Samples per latency figure in the tiny run.
+const QUERIES: u64 = 20;
+
 #[test]
 fn tiny_bench_prints_a_json_line_per_result() {
     let output = common::command()
@@ -16,7 +19,7 @@ fn tiny_bench_prints_a_json_line_per_result() {
             "--events",
             "2000",
             "--queries",
-            "20",
+            &QUERIES.to_string(),
             "--log",
             "both",
         ])
@@ -74,7 +77,12 @@ fn tiny_bench_prints_a_json_line_per_result() {
         let latencies: Vec<&str> = rows
             .iter()
             .filter(|r| r["scenario"] == "query_latency" && r["log"] == log)
-            .inspect(|r| assert!(r["p99_ms"].as_f64().is_some(), "{r}"))
+            .inspect(|r| {
+                assert!(r["p99_ms"].as_f64().is_some(), "{r}");
+                // The first request is reported on its own, the percentiles are of the rest.
+                assert!(r["first_ms"].as_f64().is_some_and(|v| v > 0.0), "{r}");
+                assert_eq!(r["samples"], QUERIES, "{r}");
+            })
             .filter_map(|r| r["query"].as_str())
             .collect();
         assert_eq!(

@@ -2,7 +2,7 @@
 //!
 //! Every scenario prints one JSON line on stdout (`scenario`, `log`, `events`, `engine`,
 //! `ceiling`, `unit`, `ratio`, `target_ratio`, or `p50_ms`/`p99_ms`/`target_p99_ms` for
-//! latencies); a human table and progress go to stderr. No threshold is asserted here: the
+//! latencies, and a query's `first_ms`); a human table and progress go to stderr. No threshold is asserted here: the
 //! machines are shared and noisy, so the ratio to a ceiling measured in the same run is what
 //! to read.
 
@@ -609,8 +609,12 @@ async fn scenarios(
     ];
     let mut latencies = Vec::new();
     for (name, path) in &queries {
-        let mut samples = Vec::with_capacity(args.queries);
-        for _ in 0..args.queries {
+        // The first request of each query is timed on its own (`first_ms`) and the
+        // percentiles are of the requests after it: the first dashboard after a start judges
+        // every spend series' recent days (117 ms in the handler at 1M against 0.4–1 ms
+        // warm), so counted in, the p99 of 200 samples was the slowest of the other 199.
+        let mut samples = Vec::with_capacity(args.queries + 1);
+        for _ in 0..=args.queries {
             let t = Instant::now();
             let response = client.get(format!("{}{path}", engine.url)).send().await?;
             let status = response.status();
@@ -622,7 +626,8 @@ async fn scenarios(
             );
             samples.push(t.elapsed().as_secs_f64() * 1e3);
         }
-        latencies.push((name, samples));
+        let first = samples.remove(0);
+        latencies.push((name, first, samples));
     }
     let _ = stop.0.send(true);
     let _ = tokio::task::spawn_blocking(move || background.join()).await;
@@ -701,14 +706,14 @@ async fn scenarios(
     );
 
     let ceiling_p99 = sled_point_read_p99(&engine.read_models(), operator, args.queries)?;
-    for (name, mut samples) in latencies {
+    for (name, first, mut samples) in latencies {
         report.latency(
             "query_latency",
             log_name,
             n,
             &mut samples,
             Some(5.0),
-            json!({"query": name, "ceiling_p99_ms": round3(ceiling_p99)}),
+            json!({"query": name, "first_ms": round3(first), "ceiling_p99_ms": round3(ceiling_p99)}),
         );
     }
     report.latency(
