@@ -26,6 +26,7 @@ pub mod intake;
 pub mod jetstream;
 mod log;
 mod recent;
+mod runs;
 mod staging;
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -22,6 +22,14 @@ use crate::log::Position;
 /// What an id maps to: (position, content digest).
 pub(crate) type Entry = (Position, u64);
 
+/// The entry with the lower position: the lowest position is the id's first copy.
+pub(crate) fn lowest(a: Option<Entry>, b: Option<Entry>) -> Option<Entry> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// Ids staged before they are merged, by default: ~4 MiB of memory; a merge of this many
 /// ids into the index of 1M events rewrites each of its leaves about once.
 pub const STAGED_IDS: usize = 64 * 1024;

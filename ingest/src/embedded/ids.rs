@@ -1,14 +1,9 @@
 //! The embedded log's id index: event id → (position, content digest).
 //!
-//! The newest ids are kept in memory ("staged"); each time enough are staged they are written,
-//! in key order and a slice per commit ([`crate::staging`]), into a table of their own (a
-//! *run*: appends at the right edge of an empty B-tree, ~40 bytes per id). Once
-//! [`COMPACT_RUNS`] runs are live, they are merged into the base table, a slice of the key
-//! space per commit. Merging every staging straight into the base table rewrote each of its
-//! leaves once per 64k ids: the I/O per id grew with the table (~600 bytes per id at 1M
-//! events, ~6 KB at 10M), and at 1M the id index was a third of the writer thread's time. A
-//! lookup the filter cannot answer reads the live runs (about [`COMPACT_RUNS`]) and the base
-//! table; an id in two of them has the same entry in both.
+//! The newest ids are kept in memory ("staged"); each time enough are staged they are written
+//! into a run, which is compacted into the base table with others ([`crate::runs`]). A lookup
+//! the filter cannot answer reads the live runs (about [`COMPACT_RUNS`]) and the base table;
+//! an id in two of them has the same entry in both.
 //!
 //! Most appended ids are new, and a new id looked up in the table costs a random leaf read
 //! once the table outgrew the cache (37 % of the writer's time at 1M events after staging),
@@ -29,11 +24,14 @@ use std::collections::HashMap;
 use std::ops::Range;
 
 use ats_events::codec;
-use redb::{ReadableTable, Table, TableDefinition};
+use redb::{ReadableTable, TableDefinition};
 
 use super::{storage, EVENTS};
 use crate::id_filter::IdFilter;
 use crate::log::{LogError, Position};
+use crate::runs::{
+    compact_step, lowest_in, run_name, run_table, IdTable, COMPACT_RUNS, COMPACT_STEPS,
+};
 use crate::staging::{Entry, MergeSlice, Staging};
 
 /// Event id → (position, content digest), for idempotent appends and conflict detection: the
@@ -47,36 +45,9 @@ const MERGED_THROUGH: &str = "merged_through";
 const RUNS_FROM: &str = "runs_from";
 const RUNS_TO: &str = "runs_to";
 
-/// Live runs that start a compaction into the base table: each compaction rewrites the base
-/// table's leaves once for this many stagings' ids (and a lookup the filter cannot answer
-/// reads up to this many runs more).
-const COMPACT_RUNS: u64 = 8;
-/// A compaction is spread over 2^this commits, each a slice of the key space (ids are
-/// random), so that one commit dirties at most that fraction of the base table's leaves.
-const COMPACT_STEPS_LOG2: u32 = 5;
-const COMPACT_STEPS: u32 = 1 << COMPACT_STEPS_LOG2;
-
 /// The filter's smallest capacity, in staging rounds (by default 1M ids, 2 MiB of bits): a
 /// log grows, and each growth scans the tables.
 const MIN_FILTER_ROUNDS: usize = 16;
-
-fn run_name(run: u64) -> String {
-    format!("event_ids_run_{run}")
-}
-
-fn run_table(name: &str) -> TableDefinition<'_, u128, (u64, u64)> {
-    TableDefinition::new(name)
-}
-
-/// The keys of a compaction's `step`: a 1/[`COMPACT_STEPS`] slice of the id space.
-fn step_keys(step: u32) -> (u128, Option<u128>) {
-    let shift = 128 - COMPACT_STEPS_LOG2;
-    let end = (step + 1 < COMPACT_STEPS).then(|| u128::from(step + 1) << shift);
-    (u128::from(step) << shift, end)
-}
-
-/// An id table (the base table or a run) open in a write transaction.
-type IdTable<'txn> = Table<'txn, u128, (u64, u64)>;
 
 /// The index's tables open in one write transaction: the base table and the live runs.
 pub(super) struct IdTables<'txn> {
@@ -86,15 +57,6 @@ pub(super) struct IdTables<'txn> {
 }
 
 impl IdTables<'_> {
-    fn get(&self, id: u128) -> Result<Option<Entry>, redb::StorageError> {
-        for (_, run) in &self.runs {
-            if let Some(entry) = run.get(id)? {
-                return Ok(Some(entry.value()));
-            }
-        }
-        Ok(self.base.get(id)?.map(|v| v.value()))
-    }
-
     fn all(&self) -> Vec<&IdTable<'_>> {
         std::iter::once(&self.base)
             .chain(self.runs.iter().map(|(_, run)| run))
@@ -220,7 +182,7 @@ impl StagedIds {
         if !self.filter.may_hold(id) {
             return Ok(None);
         }
-        tables.get(id).map_err(storage)
+        lowest_in(tables.all(), id).map_err(storage)
     }
 
     /// Writes the next step of the compaction in progress into the base table, and the next
@@ -236,18 +198,12 @@ impl StagedIds {
         let compacting = self.runs.start + COMPACT_RUNS;
         let compacted = (self.runs.end >= compacting).then_some(self.compact_step);
         if let Some(step) = compacted {
-            let (from, to) = step_keys(step);
-            for (_, run) in runs.iter().filter(|(n, _)| *n < compacting) {
-                let entries = match to {
-                    Some(to) => run.range(from..to),
-                    None => run.range(from..),
-                }
-                .map_err(storage)?;
-                for entry in entries {
-                    let (id, value) = entry.map_err(storage)?;
-                    base.insert(id.value(), value.value()).map_err(storage)?;
-                }
-            }
+            let compacted: Vec<&IdTable<'_>> = runs
+                .iter()
+                .filter(|(n, _)| *n < compacting)
+                .map(|(_, run)| run)
+                .collect();
+            compact_step(&mut base, &compacted, step).map_err(storage)?;
             if step + 1 == COMPACT_STEPS {
                 for (n, run) in runs {
                     if n < compacting {
