@@ -9,35 +9,48 @@
 //! per-projector record of the ids they applied.
 //!
 //! It is derived data, rebuilt by tailing the stream from its checkpoint. The ids the tail
-//! reads are staged in memory and merged into the table in key order ([`crate::staging`]);
-//! the persisted checkpoint is the position up to which the table holds every id (and every
-//! repeat), written by the commit that completes a merge, so a node that restarts re-reads
-//! what was only staged. A tail batch without repeats and without a merge slice to write
+//! reads are staged in memory and written in key order into a run ([`crate::staging`]), and
+//! runs are compacted into the base table ([`crate::runs`]); the persisted checkpoint is the
+//! position up to which the base table and the live runs hold every id (and the repeats
+//! table every repeat), written by the commit that completes a run, so a node that restarts
+//! re-reads what was only staged. A reader takes the live runs its snapshot names. A tail batch without repeats and without a merge slice to write
 //! commits nothing. Most commits are not fsynced (an index that lost its last commits
 //! re-reads them), but a merge's last one is, and every [`DURABLE_EVERY`]-th: redb frees
 //! pages only at a durable commit and persists nothing before one.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{
+    Database, Durability, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,
+    TableDefinition, WriteTransaction,
+};
 use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::id_filter::IdFilter;
 use crate::log::{LogError, Position, Repeat};
-use crate::staging::{Entry, Staging, STAGED_IDS};
+use crate::runs::{
+    compact_step, lowest_in, run_name, run_table, IdTable, COMPACT_RUNS, COMPACT_STEPS,
+};
+use crate::staging::{lowest, Entry, Staging, STAGED_IDS};
 
-/// id → (first position, content digest).
+/// id → (first position, content digest): the base table, into which runs are compacted.
 const IDS: TableDefinition<u128, (u64, u64)> = TableDefinition::new("event_ids");
 /// position → (position of the id's first copy, same content).
 const REPEATS: TableDefinition<u64, (u64, bool)> = TableDefinition::new("repeats");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-/// The table holds every id and repeat of the stream up to this position.
+/// The tables hold every id and repeat of the stream up to this position.
 const CHECKPOINT: &str = "checkpoint";
+/// The live runs are numbers `runs_from..runs_to`.
+const RUNS_FROM: &str = "runs_from";
+const RUNS_TO: &str = "runs_to";
+/// The next step of the compaction of the oldest [`COMPACT_RUNS`] runs.
+const COMPACT_STEP: &str = "compact_step";
 
 /// redb page cache for this file. 16 MiB cost appends a quarter of their rate while each
 /// looked every id up in the table (BENCHMARKS.md); behind the filter, three A/B pairs at 200k
@@ -122,17 +135,14 @@ impl IdIndex {
             .map_err(storage)?;
         let tx = db.begin_write().map_err(storage)?;
         tx.open_table(REPEATS).map_err(storage)?;
-        let checkpoint = {
+        let (checkpoint, runs) = {
             let meta = tx.open_table(META).map_err(storage)?;
-            let checkpoint = meta.get(CHECKPOINT).map_err(storage)?;
-            checkpoint.map_or(0, |v| v.value())
+            (stored(&meta, CHECKPOINT)?, live_runs(&meta)?)
         };
-        let filter = IdFilter::of_tables(
-            &[&tx.open_table(IDS).map_err(storage)?],
-            &[],
-            min_filter_ids,
-        )
-        .map_err(storage)?;
+        let tables = id_tables(&tx, runs)?;
+        let filter = IdFilter::of_tables(&tables.iter().collect::<Vec<_>>(), &[], min_filter_ids)
+            .map_err(storage)?;
+        drop(tables);
         tx.commit().map_err(storage)?;
         Ok(Self {
             db,
@@ -199,12 +209,10 @@ impl IdIndex {
         if ask.is_empty() {
             return Ok(found);
         }
-        let tx = self.db.begin_read().map_err(storage)?;
-        let table = tx.open_table(IDS).map_err(storage)?;
+        let tables = read_tables(&self.db.begin_read().map_err(storage)?)?;
         for i in ask {
-            if let Some(held) = table.get(ids[i].as_u128()).map_err(storage)? {
-                found[i] = lowest(found[i], Some(held.value()));
-            }
+            let held = lowest_in(&tables, ids[i].as_u128()).map_err(storage)?;
+            found[i] = lowest(found[i], held);
         }
         Ok(found)
     }
@@ -218,7 +226,8 @@ impl IdIndex {
         let mut memory = lock(&self.memory);
         if memory.appended.len() + entries.len() > self.appended_limit {
             drop(memory);
-            return self.write(false, |ids, _| {
+            return self.write(false, |tx, _, _| {
+                let mut ids = tx.open_table(IDS).map_err(storage)?;
                 self.filter_ids(entries.iter().map(|e| e.0.as_u128()));
                 for &(id, position, digest) in entries {
                     let key = id.as_u128();
@@ -254,18 +263,17 @@ impl IdIndex {
         let mut repeats = Vec::new();
         let slice = {
             let mut memory = lock(&self.memory);
-            // Opened only if an id may be in the table (most are new).
-            let mut table = None;
+            // Opened only if an id may be in a table (most are new).
+            let mut tables = None;
             for &(id, position, digest) in entries {
                 let key = id.as_u128();
                 let mut known = memory.staged.get(key);
                 if known.is_none() && memory.filter.may_hold(key) {
-                    if table.is_none() {
-                        let tx = self.db.begin_read().map_err(storage)?;
-                        table = Some(tx.open_table(IDS).map_err(storage)?);
+                    if tables.is_none() {
+                        tables = Some(read_tables(&self.db.begin_read().map_err(storage)?)?);
                     }
-                    if let Some(table) = &table {
-                        known = table.get(key).map_err(storage)?.map(|v| v.value());
+                    if let Some(tables) = &tables {
+                        known = lowest_in(tables, key).map_err(storage)?;
                     }
                 }
                 match known {
@@ -282,13 +290,16 @@ impl IdIndex {
         };
         if !repeats.is_empty() || slice.is_some() {
             let completes = slice.as_ref().and_then(|s| s.completes);
-            self.write(completes.is_some(), |ids, table| {
+            self.write(completes.is_some(), |tx, building, table| {
                 for (position, repeat) in &repeats {
                     table.insert(position, repeat).map_err(storage)?;
                 }
                 if let Some(slice) = &slice {
                     self.filter_ids(slice.entries().iter().map(|(id, _)| *id));
-                    slice.write(ids).map_err(storage)?;
+                    let mut run = tx
+                        .open_table(run_table(&run_name(building)))
+                        .map_err(storage)?;
+                    slice.write(&mut run).map_err(storage)?;
                 }
                 Ok(completes)
             })?;
@@ -352,14 +363,19 @@ impl IdIndex {
     }
 
     /// One write transaction (durable if `durable`, or if it is the [`DURABLE_EVERY`]-th):
-    /// `change` edits the ids and repeats and may move the persisted checkpoint. The filter
-    /// is grown inside it, from the table as this transaction sees it: write transactions
-    /// take turns, and each puts its ids in the filter inside its own, so none is missed.
+    /// `change` edits the ids (the base table, or the run being built, whose number it is
+    /// given) and the repeats, and returns the checkpoint through which the run being built is
+    /// complete, if it wrote its last slice: the run is live from this commit. Then the
+    /// commit takes the next step of a compaction, once [`COMPACT_RUNS`] runs are live. The
+    /// filter is grown inside it, from the tables as this transaction sees them: write
+    /// transactions take turns, and each puts its ids in the filter inside its own, so none is
+    /// missed.
     fn write(
         &self,
         durable: bool,
         change: impl FnOnce(
-            &mut redb::Table<u128, (u64, u64)>,
+            &WriteTransaction,
+            u64,
             &mut redb::Table<u64, (u64, bool)>,
         ) -> Result<Option<Position>, LogError>,
     ) -> Result<(), LogError> {
@@ -371,20 +387,41 @@ impl IdIndex {
             tx.set_durability(Durability::None).map_err(storage)?;
         }
         {
-            let mut ids = tx.open_table(IDS).map_err(storage)?;
+            let mut meta = tx.open_table(META).map_err(storage)?;
+            let mut runs = live_runs(&meta)?;
             let mut repeats = tx.open_table(REPEATS).map_err(storage)?;
-            if let Some(checkpoint) = change(&mut ids, &mut repeats)? {
-                let mut meta = tx.open_table(META).map_err(storage)?;
-                let current = meta
-                    .get(CHECKPOINT)
-                    .map_err(storage)?
-                    .map_or(0, |v| v.value());
+            if let Some(checkpoint) = change(&tx, runs.end, &mut repeats)? {
+                let current = stored(&meta, CHECKPOINT)?;
                 meta.insert(CHECKPOINT, current.max(checkpoint))
                     .map_err(storage)?;
+                runs.end += 1;
+                meta.insert(RUNS_TO, runs.end).map_err(storage)?;
+            }
+            let mut tables = id_tables(&tx, runs.clone())?;
+            if runs.end - runs.start >= COMPACT_RUNS {
+                let step = stored(&meta, COMPACT_STEP)? as u32;
+                let (base, live) = tables.split_at_mut(1);
+                let oldest: Vec<&IdTable<'_>> = live[..COMPACT_RUNS as usize].iter().collect();
+                compact_step(&mut base[0], &oldest, step).map_err(storage)?;
+                if step + 1 == COMPACT_STEPS {
+                    for run in tables.drain(1..=COMPACT_RUNS as usize) {
+                        tx.delete_table(run).map_err(storage)?;
+                    }
+                    meta.insert(RUNS_FROM, runs.start + COMPACT_RUNS)
+                        .map_err(storage)?;
+                    meta.insert(COMPACT_STEP, 0).map_err(storage)?;
+                } else {
+                    meta.insert(COMPACT_STEP, u64::from(step + 1))
+                        .map_err(storage)?;
+                }
             }
             if lock(&self.memory).filter.is_full() {
-                let grown =
-                    IdFilter::of_tables(&[&ids], &[], self.min_filter_ids).map_err(storage)?;
+                // The run being built too: its slices' ids leave memory when it completes.
+                let building = tx
+                    .open_table(run_table(&run_name(runs.end)))
+                    .map_err(storage)?;
+                let all: Vec<&IdTable<'_>> = tables.iter().chain([&building]).collect();
+                let grown = IdFilter::of_tables(&all, &[], self.min_filter_ids).map_err(storage)?;
                 lock(&self.memory).filter = grown;
             }
         }
@@ -392,21 +429,38 @@ impl IdIndex {
     }
 }
 
-impl Memory {
-    /// The lowest position this node knows `id` at without reading the table.
-    fn get(&self, id: u128) -> Option<Entry> {
-        lowest(self.appended.get(&id).copied(), self.staged.get(id))
-    }
+/// A value in the meta table (0 when absent).
+fn stored(meta: &impl ReadableTable<&'static str, u64>, key: &str) -> Result<u64, LogError> {
+    Ok(meta.get(key).map_err(storage)?.map_or(0, |v| v.value()))
 }
 
-/// The entry with the lower position: the lowest position is the id's first copy. It wins
-/// whatever was recorded first: a node records its own appends before its tail has read
-/// what another node appended earlier under the same id, and every node must agree on which
-/// copy is first.
-fn lowest(a: Option<Entry>, b: Option<Entry>) -> Option<Entry> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
+/// The live runs' numbers.
+fn live_runs(meta: &impl ReadableTable<&'static str, u64>) -> Result<Range<u64>, LogError> {
+    Ok(stored(meta, RUNS_FROM)?..stored(meta, RUNS_TO)?)
+}
+
+/// The base table and the live `runs`, open in a write transaction.
+fn id_tables(tx: &WriteTransaction, runs: Range<u64>) -> Result<Vec<IdTable<'_>>, LogError> {
+    let base = tx.open_table(IDS).map_err(storage)?;
+    let runs = runs.map(|run| tx.open_table(run_table(&run_name(run))).map_err(storage));
+    std::iter::once(Ok(base)).chain(runs).collect()
+}
+
+/// The base table and the live runs of a read transaction's snapshot.
+fn read_tables(tx: &ReadTransaction) -> Result<Vec<ReadOnlyTable<u128, Entry>>, LogError> {
+    let runs = live_runs(&tx.open_table(META).map_err(storage)?)?;
+    let base = tx.open_table(IDS).map_err(storage)?;
+    let runs = runs.map(|run| tx.open_table(run_table(&run_name(run))).map_err(storage));
+    std::iter::once(Ok(base)).chain(runs).collect()
+}
+
+impl Memory {
+    /// The lowest position this node knows `id` at without reading the tables. The lowest
+    /// wins whatever was recorded first: a node records its own appends before its tail has
+    /// read what another node appended earlier under the same id, and every node must agree
+    /// on which copy is first.
+    fn get(&self, id: u128) -> Option<Entry> {
+        lowest(self.appended.get(&id).copied(), self.staged.get(id))
     }
 }
 
@@ -547,6 +601,82 @@ mod tests {
             let ids: Vec<Uuid> = stream.iter().map(|e| e.0).collect();
             let known: Vec<_> = stream.iter().collect();
             prop_assert_eq!(index.lookup(&ids).unwrap(), first_of(&known, &ids));
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+
+        /// Over streams long enough that the tail's stagings become runs and runs are
+        /// compacted into the base table (several times, at any step of it), with the node's
+        /// own appends recorded ahead of the tail (some in the base table) and reopens
+        /// anywhere: every id is answered with its lowest known position after every tail
+        /// commit, and the repeats are the oracle's.
+        #[test]
+        fn runs_and_their_compactions_answer_as_one_table(
+            picks in prop::collection::vec((0u8..5, any::<prop::sample::Index>(), 0u64..2), 400..500),
+            staged in 1usize..4,
+            parts in prop::collection::vec((1usize..3, any::<bool>(), 0u8..8), 400),
+            in_memory in 0usize..3,
+        ) {
+            // Event i carries a new id, or one time in five an earlier event's: enough new
+            // ids for dozens of runs, whatever the input shrinks to.
+            let mut ids: Vec<Uuid> = Vec::with_capacity(picks.len());
+            for (i, (kind, earlier, _)) in picks.iter().enumerate() {
+                let id = match kind {
+                    4 if i > 0 => ids[earlier.index(i)],
+                    _ => Uuid::from_u128(i as u128 + 1),
+                };
+                ids.push(id);
+            }
+            let stream: Vec<(Uuid, Position, u64)> = picks
+                .iter()
+                .zip(&ids)
+                .enumerate()
+                .map(|(i, ((_, _, digest), id))| (*id, i as u64 + 1, *digest))
+                .collect();
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("ids.redb");
+            let open = || IdIndex::open_sized(&path, 4, in_memory, staged).unwrap();
+            let mut index = open();
+            let mut recorded: Vec<(Uuid, Position, u64)> = Vec::new();
+            let mut parts = parts.into_iter();
+            let mut to = 0;
+            while to < stream.len() {
+                let (len, appended, reopen) = parts.next().unwrap_or((2, false, 1));
+                let from = index.checkpoint() as usize;
+                to = (to + len).min(stream.len()).max(from);
+                if appended {
+                    // One event of the part, recorded ahead of the tail (a write into the
+                    // base table once more than `in_memory` are waiting).
+                    let entry = stream[to - 1];
+                    index.record_appended(&[entry]).unwrap();
+                    recorded.push(entry);
+                }
+                index.index_tail(&stream[from..to], to as u64).unwrap();
+                // Every id known so far after one commit in four, the part's ids after each.
+                let known: Vec<_> = stream[..to].iter().chain(&recorded).collect();
+                let asked = if reopen < 2 { &known[..] } else { &known[from..to] };
+                let ids: Vec<Uuid> = asked.iter().map(|e| e.0).collect();
+                prop_assert_eq!(index.lookup(&ids).unwrap(), first_of(&known, &ids));
+                if reopen == 0 {
+                    drop(index);
+                    index = open();
+                    // What the node recorded ahead of the tail was in memory, or in the base
+                    // table (which the tail reaches anyway).
+                    recorded.retain(|e| e.1 as usize <= to);
+                }
+            }
+            let from = index.checkpoint() as usize;
+            index.index_tail(&stream[from..], stream.len() as u64).unwrap();
+            prop_assert_eq!(index.repeats(0, u64::MAX).unwrap(), oracle(&stream));
+            let ids: Vec<Uuid> = stream.iter().map(|e| e.0).collect();
+            let known: Vec<_> = stream.iter().collect();
+            prop_assert_eq!(index.lookup(&ids).unwrap(), first_of(&known, &ids));
+            // Runs were compacted: fewer live than written.
+            let tx = index.db.begin_read().unwrap();
+            let runs = live_runs(&tx.open_table(META).unwrap()).unwrap();
+            prop_assert!(runs.start > 0, "no compaction completed: {:?}", runs);
         }
     }
 
