@@ -13,10 +13,11 @@
 //! runs are compacted into the base table ([`crate::runs`]); the persisted checkpoint is the
 //! position up to which the base table and the live runs hold every id (and the repeats
 //! table every repeat), written by the commit that completes a run, so a node that restarts
-//! re-reads what was only staged. A reader takes the live runs its snapshot names. A tail batch without repeats and without a merge slice to write
-//! commits nothing. Most commits are not fsynced (an index that lost its last commits
-//! re-reads them), but a merge's last one is, and every [`DURABLE_EVERY`]-th: redb frees
-//! pages only at a durable commit and persists nothing before one.
+//! re-reads what was only staged. A reader takes the live runs its snapshot names. A tail
+//! batch without repeats and without a run slice to write commits nothing. Most commits are
+//! not fsynced (an index that lost its last commits re-reads them), but a run's last one is,
+//! and every [`DURABLE_EVERY`]-th: redb frees pages only at a durable commit and persists
+//! nothing before one.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -366,10 +367,10 @@ impl IdIndex {
     /// `change` edits the ids (the base table, or the run being built, whose number it is
     /// given) and the repeats, and returns the checkpoint through which the run being built is
     /// complete, if it wrote its last slice: the run is live from this commit. Then the
-    /// commit takes the next step of a compaction, once [`COMPACT_RUNS`] runs are live. The
-    /// filter is grown inside it, from the tables as this transaction sees them: write
-    /// transactions take turns, and each puts its ids in the filter inside its own, so none is
-    /// missed.
+    /// commit takes the next step of a compaction, once [`COMPACT_RUNS`] runs are live
+    /// ([`Self::maintain`]). The filter is grown inside it, from the tables as this
+    /// transaction sees them: write transactions take turns, and each puts its ids in the
+    /// filter inside its own, so none is missed.
     fn write(
         &self,
         durable: bool,
@@ -397,35 +398,49 @@ impl IdIndex {
                 runs.end += 1;
                 meta.insert(RUNS_TO, runs.end).map_err(storage)?;
             }
-            let mut tables = id_tables(&tx, runs.clone())?;
-            if runs.end - runs.start >= COMPACT_RUNS {
-                let step = stored(&meta, COMPACT_STEP)? as u32;
-                let (base, live) = tables.split_at_mut(1);
-                let oldest: Vec<&IdTable<'_>> = live[..COMPACT_RUNS as usize].iter().collect();
-                compact_step(&mut base[0], &oldest, step).map_err(storage)?;
-                if step + 1 == COMPACT_STEPS {
-                    for run in tables.drain(1..=COMPACT_RUNS as usize) {
-                        tx.delete_table(run).map_err(storage)?;
-                    }
-                    meta.insert(RUNS_FROM, runs.start + COMPACT_RUNS)
-                        .map_err(storage)?;
-                    meta.insert(COMPACT_STEP, 0).map_err(storage)?;
-                } else {
-                    meta.insert(COMPACT_STEP, u64::from(step + 1))
-                        .map_err(storage)?;
-                }
-            }
-            if lock(&self.memory).filter.is_full() {
-                // The run being built too: its slices' ids leave memory when it completes.
-                let building = tx
-                    .open_table(run_table(&run_name(runs.end)))
-                    .map_err(storage)?;
-                let all: Vec<&IdTable<'_>> = tables.iter().chain([&building]).collect();
-                let grown = IdFilter::of_tables(&all, &[], self.min_filter_ids).map_err(storage)?;
-                lock(&self.memory).filter = grown;
+            if runs.end - runs.start >= COMPACT_RUNS || lock(&self.memory).filter.is_full() {
+                self.maintain(&tx, &mut meta, runs)?;
             }
         }
         tx.commit().map_err(storage)
+    }
+
+    /// Inside a write: the next step of the compaction of the oldest [`COMPACT_RUNS`] runs,
+    /// if that many are live, and a refill of the filter, if it is full.
+    fn maintain(
+        &self,
+        tx: &WriteTransaction,
+        meta: &mut redb::Table<&'static str, u64>,
+        runs: Range<u64>,
+    ) -> Result<(), LogError> {
+        let mut tables = id_tables(tx, runs.clone())?;
+        if runs.end - runs.start >= COMPACT_RUNS {
+            let step = stored(meta, COMPACT_STEP)? as u32;
+            let (base, live) = tables.split_at_mut(1);
+            let oldest: Vec<&IdTable<'_>> = live[..COMPACT_RUNS as usize].iter().collect();
+            compact_step(&mut base[0], &oldest, step).map_err(storage)?;
+            if step + 1 == COMPACT_STEPS {
+                for run in tables.drain(1..=COMPACT_RUNS as usize) {
+                    tx.delete_table(run).map_err(storage)?;
+                }
+                meta.insert(RUNS_FROM, runs.start + COMPACT_RUNS)
+                    .map_err(storage)?;
+                meta.insert(COMPACT_STEP, 0).map_err(storage)?;
+            } else {
+                meta.insert(COMPACT_STEP, u64::from(step + 1))
+                    .map_err(storage)?;
+            }
+        }
+        if lock(&self.memory).filter.is_full() {
+            // The run being built too: its slices' ids leave memory when it completes.
+            let building = tx
+                .open_table(run_table(&run_name(runs.end)))
+                .map_err(storage)?;
+            let all: Vec<&IdTable<'_>> = tables.iter().chain([&building]).collect();
+            let grown = IdFilter::of_tables(&all, &[], self.min_filter_ids).map_err(storage)?;
+            lock(&self.memory).filter = grown;
+        }
+        Ok(())
     }
 }
 
