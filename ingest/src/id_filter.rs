@@ -62,7 +62,7 @@ impl IdFilter {
     /// A filter of every id in `tables` and of `also` (ids held beside them), sized for twice
     /// as many, and for at least `min_ids`.
     pub(crate) fn of_tables(
-        tables: &[&redb::Table<'_, u128, (u64, u64)>],
+        tables: &[redb::Table<'_, u128, (u64, u64)>],
         also: &[u128],
         min_ids: usize,
     ) -> Result<Self, redb::StorageError> {

@@ -35,9 +35,7 @@ use uuid::Uuid;
 
 use crate::id_filter::IdFilter;
 use crate::log::{LogError, Position, Repeat};
-use crate::runs::{
-    compact_step, lowest_in, run_name, run_table, IdTable, COMPACT_RUNS, COMPACT_STEPS,
-};
+use crate::runs::{compact, lowest_in, open_tables, run_name, run_table, COMPACT_RUNS};
 use crate::staging::{lowest, Entry, Staging, STAGED_IDS};
 
 /// id → (first position, content digest): the base table, into which runs are compacted.
@@ -140,9 +138,8 @@ impl IdIndex {
             let meta = tx.open_table(META).map_err(storage)?;
             (stored(&meta, CHECKPOINT)?, live_runs(&meta)?)
         };
-        let tables = id_tables(&tx, runs)?;
-        let filter = IdFilter::of_tables(&tables.iter().collect::<Vec<_>>(), &[], min_filter_ids)
-            .map_err(storage)?;
+        let tables = open_tables(&tx, IDS, runs).map_err(storage)?;
+        let filter = IdFilter::of_tables(&tables, &[], min_filter_ids).map_err(storage)?;
         drop(tables);
         tx.commit().map_err(storage)?;
         Ok(Self {
@@ -413,22 +410,15 @@ impl IdIndex {
         meta: &mut redb::Table<&'static str, u64>,
         runs: Range<u64>,
     ) -> Result<(), LogError> {
-        let mut tables = id_tables(tx, runs.clone())?;
+        let mut tables = open_tables(tx, IDS, runs.clone()).map_err(storage)?;
         if runs.end - runs.start >= COMPACT_RUNS {
-            let step = stored(meta, COMPACT_STEP)? as u32;
-            let (base, live) = tables.split_at_mut(1);
-            let oldest: Vec<&IdTable<'_>> = live[..COMPACT_RUNS as usize].iter().collect();
-            compact_step(&mut base[0], &oldest, step).map_err(storage)?;
-            if step + 1 == COMPACT_STEPS {
-                for run in tables.drain(1..=COMPACT_RUNS as usize) {
-                    tx.delete_table(run).map_err(storage)?;
-                }
+            let step = stored(meta, COMPACT_STEP)?;
+            if compact(tx, &mut tables, step as u32).map_err(storage)? {
                 meta.insert(RUNS_FROM, runs.start + COMPACT_RUNS)
                     .map_err(storage)?;
                 meta.insert(COMPACT_STEP, 0).map_err(storage)?;
             } else {
-                meta.insert(COMPACT_STEP, u64::from(step + 1))
-                    .map_err(storage)?;
+                meta.insert(COMPACT_STEP, step + 1).map_err(storage)?;
             }
         }
         if lock(&self.memory).filter.is_full() {
@@ -436,8 +426,8 @@ impl IdIndex {
             let building = tx
                 .open_table(run_table(&run_name(runs.end)))
                 .map_err(storage)?;
-            let all: Vec<&IdTable<'_>> = tables.iter().chain([&building]).collect();
-            let grown = IdFilter::of_tables(&all, &[], self.min_filter_ids).map_err(storage)?;
+            tables.push(building);
+            let grown = IdFilter::of_tables(&tables, &[], self.min_filter_ids).map_err(storage)?;
             lock(&self.memory).filter = grown;
         }
         Ok(())
@@ -452,13 +442,6 @@ fn stored(meta: &impl ReadableTable<&'static str, u64>, key: &str) -> Result<u64
 /// The live runs' numbers.
 fn live_runs(meta: &impl ReadableTable<&'static str, u64>) -> Result<Range<u64>, LogError> {
     Ok(stored(meta, RUNS_FROM)?..stored(meta, RUNS_TO)?)
-}
-
-/// The base table and the live `runs`, open in a write transaction.
-fn id_tables(tx: &WriteTransaction, runs: Range<u64>) -> Result<Vec<IdTable<'_>>, LogError> {
-    let base = tx.open_table(IDS).map_err(storage)?;
-    let runs = runs.map(|run| tx.open_table(run_table(&run_name(run))).map_err(storage));
-    std::iter::once(Ok(base)).chain(runs).collect()
 }
 
 /// The base table and the live runs of a read transaction's snapshot.
@@ -641,7 +624,10 @@ mod tests {
         /// commit, and the repeats are the oracle's.
         #[test]
         fn runs_and_their_compactions_answer_as_one_table(
-            picks in prop::collection::vec((0u8..5, any::<prop::sample::Index>(), 0u64..2), 400..500),
+            picks in prop::collection::vec(
+                (0u8..5, any::<prop::sample::Index>(), 0u64..2),
+                400..500,
+            ),
             staged in 1usize..4,
             parts in prop::collection::vec((1usize..3, any::<bool>(), 0u8..8), 400),
             in_memory in 0usize..3,

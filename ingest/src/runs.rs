@@ -12,7 +12,9 @@
 //! entry in each, and on JetStream a node may have recorded a later copy of an id in the base
 //! table before its tail read the first.
 
-use redb::{ReadableTable, Table, TableDefinition};
+use std::ops::Range;
+
+use redb::{ReadableTable, Table, TableDefinition, WriteTransaction};
 
 use crate::staging::{lowest, Entry};
 
@@ -63,9 +65,44 @@ where
     Ok(found)
 }
 
+/// The base table (`base`) and the live `runs`, in that order, open in a write transaction.
+pub(crate) fn open_tables<'txn>(
+    tx: &'txn WriteTransaction,
+    base: TableDefinition<u128, Entry>,
+    runs: Range<u64>,
+) -> Result<Vec<IdTable<'txn>>, redb::TableError> {
+    let base = tx.open_table(base)?;
+    let runs = runs.map(|run| tx.open_table(run_table(&run_name(run))));
+    std::iter::once(Ok(base)).chain(runs).collect()
+}
+
+/// Takes compaction `step` of the oldest [`COMPACT_RUNS`] runs into the base table, in
+/// `tables` as [`open_tables`] opened them (at least that many runs live); with the last step
+/// the compacted runs are deleted, from `tx` and from `tables`. True once the compaction is
+/// complete: the caller then moves its first live run on by [`COMPACT_RUNS`].
+pub(crate) fn compact(
+    tx: &WriteTransaction,
+    tables: &mut Vec<IdTable<'_>>,
+    step: u32,
+) -> Result<bool, redb::Error> {
+    let compacted = 1..=COMPACT_RUNS as usize;
+    {
+        let (base, live) = tables.split_at_mut(1);
+        let oldest: Vec<&IdTable<'_>> = live[..COMPACT_RUNS as usize].iter().collect();
+        compact_step(&mut base[0], &oldest, step)?;
+    }
+    if step + 1 < COMPACT_STEPS {
+        return Ok(false);
+    }
+    for run in tables.drain(compacted) {
+        tx.delete_table(run)?;
+    }
+    Ok(true)
+}
+
 /// Copies compaction `step`'s slice of the id space from `runs` into `base`, keeping an
 /// entry of `base` whose position is lower.
-pub(crate) fn compact_step(
+fn compact_step(
     base: &mut IdTable<'_>,
     runs: &[&IdTable<'_>],
     step: u32,

@@ -721,8 +721,8 @@ const FOLD_NICE: i32 = 19;
 ///
 /// The weight is per thread, so the threads are bounded: seven projectors folding at once on
 /// seven threads weighed as much as one request handler (and held seven batches in memory);
-/// one thread per core still uses every idle core. If the pool cannot start, folds run on the caller's
-/// blocking pool at normal priority.
+/// one thread per core still uses every idle core. If the pool cannot start, folds run on the
+/// caller's blocking pool at normal priority.
 fn spawn_fold<R: Send + 'static>(
     job: impl FnOnce() -> R + Send + 'static,
 ) -> tokio::task::JoinHandle<R> {

@@ -30,7 +30,7 @@ use super::{storage, EVENTS};
 use crate::id_filter::IdFilter;
 use crate::log::{LogError, Position};
 use crate::runs::{
-    compact_step, lowest_in, run_name, run_table, IdTable, COMPACT_RUNS, COMPACT_STEPS,
+    compact, lowest_in, open_tables, run_name, run_table, IdTable, COMPACT_RUNS, COMPACT_STEPS,
 };
 use crate::staging::{Entry, MergeSlice, Staging};
 
@@ -49,20 +49,9 @@ const RUNS_TO: &str = "runs_to";
 /// log grows, and each growth scans the tables.
 const MIN_FILTER_ROUNDS: usize = 16;
 
-/// The index's tables open in one write transaction: the base table and the live runs.
-pub(super) struct IdTables<'txn> {
-    base: IdTable<'txn>,
-    /// Live runs (by number), newest first.
-    runs: Vec<(u64, IdTable<'txn>)>,
-}
-
-impl IdTables<'_> {
-    fn all(&self) -> Vec<&IdTable<'_>> {
-        std::iter::once(&self.base)
-            .chain(self.runs.iter().map(|(_, run)| run))
-            .collect()
-    }
-}
+/// The index's tables open in one write transaction: the base table, then the live runs
+/// ([`open_tables`]).
+pub(super) type IdTables<'txn> = Vec<IdTable<'txn>>;
 
 /// What a commit wrote into the index, applied to [`StagedIds`] once it committed.
 pub(super) struct Step {
@@ -139,29 +128,16 @@ impl StagedIds {
         &self,
         tx: &'txn redb::WriteTransaction,
     ) -> Result<IdTables<'txn>, LogError> {
-        let base = tx.open_table(IDS).map_err(storage)?;
-        let runs = self
-            .runs
-            .clone()
-            .rev()
-            .map(|run| {
-                let table = tx.open_table(run_table(&run_name(run))).map_err(storage)?;
-                Ok((run, table))
-            })
-            .collect::<Result<_, LogError>>()?;
-        Ok(IdTables { base, runs })
+        open_tables(tx, IDS, self.runs.clone()).map_err(storage)
     }
 
     /// Sizes the filter for twice the ids held (at least [`MIN_FILTER_ROUNDS`]) and fills it
     /// from the tables and the staged ids: at open, and each time it fills up.
     fn refill_filter(&mut self, tables: &IdTables<'_>) -> Result<(), LogError> {
         let staged: Vec<u128> = self.staging.ids().collect();
-        self.filter = IdFilter::of_tables(
-            &tables.all(),
-            &staged,
-            MIN_FILTER_ROUNDS * self.staging.limit(),
-        )
-        .map_err(storage)?;
+        self.filter =
+            IdFilter::of_tables(tables, &staged, MIN_FILTER_ROUNDS * self.staging.limit())
+                .map_err(storage)?;
         Ok(())
     }
 
@@ -182,7 +158,7 @@ impl StagedIds {
         if !self.filter.may_hold(id) {
             return Ok(None);
         }
-        lowest_in(tables.all(), id).map_err(storage)
+        lowest_in(tables, id).map_err(storage)
     }
 
     /// Writes the next step of the compaction in progress into the base table, and the next
@@ -190,26 +166,14 @@ impl StagedIds {
     /// `merged_through` and the run's number in `runs_to`).
     pub(super) fn merge_step(
         &self,
-        tables: IdTables<'_>,
+        mut tables: IdTables<'_>,
         tx: &redb::WriteTransaction,
     ) -> Result<Step, LogError> {
-        let IdTables { mut base, runs } = tables;
         let mut meta = tx.open_table(META).map_err(storage)?;
         let compacting = self.runs.start + COMPACT_RUNS;
         let compacted = (self.runs.end >= compacting).then_some(self.compact_step);
         if let Some(step) = compacted {
-            let compacted: Vec<&IdTable<'_>> = runs
-                .iter()
-                .filter(|(n, _)| *n < compacting)
-                .map(|(_, run)| run)
-                .collect();
-            compact_step(&mut base, &compacted, step).map_err(storage)?;
-            if step + 1 == COMPACT_STEPS {
-                for (n, run) in runs {
-                    if n < compacting {
-                        tx.delete_table(run).map_err(storage)?;
-                    }
-                }
+            if compact(tx, &mut tables, step).map_err(storage)? {
                 meta.insert(RUNS_FROM, compacting).map_err(storage)?;
             }
         }
