@@ -318,3 +318,53 @@ fn dashboard_cli_reads_the_local_data_directory() {
     assert_eq!(d["summary"]["week_cost"], 4.0);
     assert_eq!(d["active_alerts"].as_array().unwrap().len(), 4);
 }
+
+/// The value of a counter on `/metrics` (its one labelled line).
+async fn counter(server: &Server, name: &str) -> u64 {
+    let metrics = server.get_text("/metrics").await;
+    metrics
+        .lines()
+        .find(|line| line.starts_with(&format!("{name}{{")))
+        .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+}
+
+/// After a start over a history with spend, the server reads today's anomaly baseline (every
+/// series' buckets of the 28 days before today) on its own once the costs projector is live,
+/// so the first dashboard of the day finds it cached instead of paying for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_dashboard_after_a_start_finds_the_anomaly_baseline_read() {
+    const BASELINES: &str = "ats_anomaly_baselines_computed_total";
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &[]);
+    server.ready().await;
+    let now = chrono::Utc::now();
+    let spend: Vec<Value> = (0..20)
+        .map(|back| {
+            let at = (now - chrono::Duration::days(back)).to_rfc3339();
+            usage(&format!("u-{back}"), &at, 1.0 + back as f64 / 10.0)
+        })
+        .collect();
+    let (status, receipt) = server.post_events(&Value::Array(spend)).await;
+    assert_eq!(status, 200, "{receipt}");
+
+    // A new process: nothing of the baseline is cached.
+    server.restart();
+    server.ready().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while counter(&server, BASELINES).await == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the baseline was never read before a request asked for it"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let warmed = counter(&server, BASELINES).await;
+    let day = chrono::Utc::now().date_naive();
+    let dashboard = server.get_ok("/api/analytics/dashboard").await;
+    assert!(dashboard["summary"].is_object(), "{dashboard}");
+    // Past midnight UTC the dashboard asks about a new day, whose baseline nobody read yet.
+    if chrono::Utc::now().date_naive() == day {
+        assert_eq!(counter(&server, BASELINES).await, warmed);
+    }
+}

@@ -43,6 +43,9 @@ pub const RECENT_SESSIONS: usize = profiles::RECENT_SESSIONS;
 /// `analytics.alerts.performance_threshold` when not configured.
 pub const DEFAULT_PERFORMANCE_THRESHOLD: f64 = 0.6;
 
+/// The spend anomalies alerted on (and so on every dashboard) are those of `as_of`'s day.
+pub const ANOMALY_WINDOW_DAYS: u32 = 1;
+
 /// Seed `AlertPriority`; sorts most urgent first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -368,7 +371,7 @@ fn evaluate_performance(
 }
 
 fn anomaly_alerts(models: &ReadModels, as_of: Timestamp, out: &mut Vec<Alert>) {
-    for anomaly in anomalies::detect(&models.costs, 1, as_of) {
+    for anomaly in anomalies::detect(&models.costs, ANOMALY_WINDOW_DAYS, as_of) {
         let priority = match anomaly.severity {
             Severity::High => AlertPriority::High,
             Severity::Medium => AlertPriority::Medium,

@@ -25,6 +25,7 @@ mod openapi;
 mod params;
 mod routes;
 mod state;
+pub mod warm_up;
 
 pub use error::ApiError;
 pub use guard::HttpLimits;

@@ -213,6 +213,13 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
             },
         ))
     });
+    let warm_up = tokio::spawn({
+        let state = state.clone();
+        let mut stopped = stopped.clone();
+        ats_query_api::warm_up::run(state, async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        })
+    });
     // `set` fails only if it was set before, and nothing else sets it.
     let _ = api.set(ats_query_api::app(state));
     println!("ats-mafia analytics listening on http://{address}/ (dashboard), API under /api, {where_log}");
@@ -233,7 +240,7 @@ pub async fn run(args: Args, config: Config) -> anyhow::Result<()> {
         Err(err) => anyhow::bail!("the HTTP server task failed: {err}"),
     }
     let _ = stop.send(true);
-    for task in [intake, scheduler].into_iter().flatten() {
+    for task in [intake, scheduler, Some(warm_up)].into_iter().flatten() {
         let _ = task.await;
     }
     runtime.shutdown().await;

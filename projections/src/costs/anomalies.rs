@@ -2,6 +2,7 @@
 //! per-dimension detector of §A3, both as queries with an explicit `as_of`.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ats_events::Timestamp;
@@ -717,6 +718,16 @@ static PAST_CACHE: Mutex<PastCache> = Mutex::new(PastCache {
     entries: Vec::new(),
 });
 
+/// How many spans' series [`past`] read whole (every series' buckets of every day): the cost
+/// of a cold [`detect`], counted so that `/metrics` shows how often it is paid.
+static BASELINES_COMPUTED: AtomicU64 = AtomicU64::new(0);
+
+/// How many times this process read a span's baseline whole: once per span and tree (at the
+/// first request of a day after a start, or after a rebuild), not per request.
+pub fn baselines_computed() -> u64 {
+    BASELINES_COMPUTED.load(Ordering::Relaxed)
+}
+
 /// Whether two handles are the same tree (not merely equal contents): what a cache of
 /// results computed from one tree checks before it answers for another.
 pub(crate) fn same_tree(a: &sled::Tree, b: &sled::Tree) -> bool {
@@ -767,7 +778,10 @@ fn past(tree: &sled::Tree, before: &[String], window: usize, stamp: Stamp) -> Ar
             }
             series
         }
-        None => series_of(tree, before),
+        None => {
+            BASELINES_COMPUTED.fetch_add(1, Ordering::Relaxed);
+            series_of(tree, before)
+        }
     };
     let computed = Arc::new(Past::new(&series, before, window));
     let mut cache = lock();

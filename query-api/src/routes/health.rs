@@ -108,6 +108,11 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         "Refused submissions.",
         c.submissions_rejected.load(Ordering::Relaxed),
     );
+    counter(
+        "ats_anomaly_baselines_computed_total",
+        "Spend anomaly baselines read whole (the cold part of a dashboard; the warm-up pays it).",
+        ats_projections::costs::anomalies::baselines_computed(),
+    );
     if let Ok(head) = state.log.head().await {
         let _ = writeln!(out, "# HELP ats_log_head_position Position of the last event.\n# TYPE ats_log_head_position gauge\nats_log_head_position{{log=\"{backend}\"}} {head}");
     }
