@@ -1,4 +1,5 @@
-//! Configuration: a YAML file with the seed's `analytics:` keys plus `log:` and `api:`.
+//! Configuration: a YAML file with the seed's `analytics:` keys plus `log:`, `read_models:`
+//! and `api:`.
 //! Unknown keys are an error naming the key. Flags and `ATS_*` variables override the file.
 
 use std::path::{Path, PathBuf};
@@ -14,6 +15,8 @@ pub struct Config {
     pub analytics: Analytics,
     /// Where the event log lives.
     pub log: Log,
+    /// The read-model store.
+    pub read_models: ReadModels,
     /// The HTTP API.
     pub api: Api,
 }
@@ -183,6 +186,23 @@ pub enum Backend {
     Nats,
 }
 
+/// `read_models:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReadModels {
+    /// sled's cache in MiB (at least 1). The default keeps a 1M-event server under 256 MiB;
+    /// a larger history replays much faster with more (BENCHMARKS.md, what limits memory).
+    pub cache_mib: u64,
+}
+
+impl Default for ReadModels {
+    fn default() -> Self {
+        Self {
+            cache_mib: ats_projections::store::DEFAULT_CACHE_MIB,
+        }
+    }
+}
+
 /// `api:`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -218,7 +238,12 @@ impl Config {
         if text.trim().is_empty() {
             return Ok(Self::default());
         }
-        Ok(serde_yaml_ng::from_str(text)?)
+        let config: Self = serde_yaml_ng::from_str(text)?;
+        anyhow::ensure!(
+            config.read_models.cache_mib >= 1,
+            "read_models.cache_mib: must be at least 1 (MiB), not 0"
+        );
+        Ok(config)
     }
 }
 
@@ -243,5 +268,13 @@ mod tests {
         assert_eq!(tls.log.tls_key, Some(PathBuf::from("/k.pem")));
         let err = Config::parse("analytics:\n  cache_ttl: 3\n").unwrap_err();
         assert!(format!("{err:#}").contains("cache_ttl"), "{err:#}");
+        assert_eq!(config.read_models.cache_mib, 16);
+        let cache = Config::parse("read_models:\n  cache_mib: 128\n").unwrap();
+        assert_eq!(cache.read_models.cache_mib, 128);
+        let err = Config::parse("read_models:\n  cache_mib: 0\n").unwrap_err();
+        assert!(
+            format!("{err:#}").contains("read_models.cache_mib"),
+            "{err:#}"
+        );
     }
 }

@@ -87,6 +87,14 @@ fn import_then_operator_stats_and_replay() {
     let replay: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(replay["head"], 13);
     assert_eq!(replay["projectors"][0]["position"], 13);
+    // Another sled cache size rebuilds the same read models; none is refused, by name.
+    let (ok, out, err) = run(&["replay", "--json", "--read-model-cache-mib", "64"], &data);
+    assert!(ok, "{err}");
+    let cached: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(cached["projectors"], replay["projectors"]);
+    let (ok, _, err) = run(&["replay", "--read-model-cache-mib", "0"], &data);
+    assert!(!ok);
+    assert!(err.contains("--read-model-cache-mib"), "{err}");
 
     // A bad line stops the import, naming the line and the field.
     let bad = dir.path().join("bad.ndjson");
@@ -122,6 +130,10 @@ fn import_then_operator_stats_and_replay() {
     let (ok, _, err) = run(&["--config", config.to_str().unwrap(), "replay"], &data);
     assert!(!ok);
     assert!(err.contains("cache_ttl"), "{err}");
+    std::fs::write(&config, "read_models:\n  cache_mib: 0\n").unwrap();
+    let (ok, _, err) = run(&["--config", config.to_str().unwrap(), "replay"], &data);
+    assert!(!ok);
+    assert!(err.contains("read_models.cache_mib"), "{err}");
 }
 
 /// A read model a crash left cut in the middle of a batch (its marker set, part of a batch

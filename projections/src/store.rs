@@ -99,21 +99,38 @@ pub struct Store {
     path: PathBuf,
 }
 
+/// sled's cache when none is configured, in MiB. sled caches 1 GiB by default; read models
+/// are rebuildable, and the memory target is 256 MiB for the whole process. sled's footprint
+/// is about twice this setting, and beyond it sled keeps ~20–30 MiB resident per million keys
+/// whatever the setting (BENCHMARKS.md, what limits memory): 16 MiB instead of 32 took 35 MiB
+/// off the bench's 1M-event serve (245–255 → 210–221 MiB) for 0–30 % of replay speed, and 32
+/// instead of 64 had taken 33 MiB off at 200k. A larger store replays faster with more: at 3M
+/// events 128 MiB halved a replay (174 → 94 s) for 163 MiB more peak RSS.
+pub const DEFAULT_CACHE_MIB: u64 = 16;
+
 impl Store {
-    /// Opens the store at `path`; a damaged or foreign store is moved aside (to
-    /// `<path>.damaged-<n>`) and a fresh one created, to be rebuilt from the log. A store
-    /// another process holds is an error, not damage.
+    /// Opens the store at `path` with sled's cache at [`DEFAULT_CACHE_MIB`]
+    /// ([`Store::open_with_cache`]).
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with_cache(path, DEFAULT_CACHE_MIB)
+    }
+
+    /// Opens the store at `path` with a sled cache of `cache_mib` MiB (at least 1); a damaged
+    /// or foreign store is moved aside (to `<path>.damaged-<n>`) and a fresh one created, to
+    /// be rebuilt from the log. A store another process holds is an error, not damage.
+    pub fn open_with_cache(path: impl AsRef<Path>, cache_mib: u64) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
+        let cache_bytes = cache_mib.max(1) * 1024 * 1024;
+        let open = |path: &Path| Self::open_verified(path, cache_bytes);
         // A store closed a moment ago in this process keeps its file lock until sled's flusher
         // thread has exited: wait briefly (bounded) before calling it in use.
-        let mut opened = Self::open_verified(&path);
+        let mut opened = open(&path);
         for _ in 0..100 {
             if !matches!(opened, Err(Unverified::InUse(_))) {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
-            opened = Self::open_verified(&path);
+            opened = open(&path);
         }
         match opened {
             Ok(store) => Ok(store),
@@ -129,7 +146,7 @@ impl Store {
                     path: path.clone(),
                     source,
                 })?;
-                Self::open_fresh(&path)
+                Self::open_fresh(&path, cache_bytes)
             }
             Err(Unverified::Damaged(reason)) => {
                 let aside = (1..)
@@ -146,28 +163,23 @@ impl Store {
                     path: path.clone(),
                     source,
                 })?;
-                Self::open_fresh(&path)
+                Self::open_fresh(&path, cache_bytes)
             }
         }
     }
 
     /// Opens the empty store just created at `path` (after removing or moving the old one).
-    fn open_fresh(path: &Path) -> Result<Self, StoreError> {
-        Self::open_verified(path).map_err(|_| StoreError::Sled {
+    fn open_fresh(path: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
+        Self::open_verified(path, cache_bytes).map_err(|_| StoreError::Sled {
             path: path.to_path_buf(),
             source: sled::Error::Unsupported("fresh store does not verify".into()),
         })
     }
 
-    fn open_verified(path: &Path) -> Result<Self, Unverified> {
+    fn open_verified(path: &Path, cache_bytes: u64) -> Result<Self, Unverified> {
         let db = sled::Config::new()
             .path(path)
-            // sled caches 1 GiB by default; read models are small and rebuildable, and the
-            // memory target is 256 MiB for the whole process. sled's footprint is about
-            // twice this setting: 16 MiB instead of 32 took 35 MiB off the bench's 1M-event
-            // serve (245–255 → 210–221 MiB) for 0–30 % of replay speed, and 32 instead of
-            // 64 had taken 33 MiB off at 200k (BENCHMARKS.md).
-            .cache_capacity(16 * 1024 * 1024)
+            .cache_capacity(cache_bytes)
             .open()
             .map_err(Unverified::from_open)?;
         let meta = db.open_tree("meta").map_err(|e| e.to_string())?;

@@ -443,6 +443,7 @@ impl Engine {
                 stream: self.stream.clone(),
                 ..JetStreamConfig::default()
             }),
+            cache_mib: ats_projections::store::DEFAULT_CACHE_MIB,
         }
     }
 
