@@ -120,7 +120,7 @@ impl Store {
     /// be rebuilt from the log. A store another process holds is an error, not damage.
     pub fn open_with_cache(path: impl AsRef<Path>, cache_mib: u64) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
-        let cache_bytes = cache_mib.max(1) * 1024 * 1024;
+        let cache_bytes = cache_mib.max(1).saturating_mul(1024 * 1024);
         let open = |path: &Path| Self::open_verified(path, cache_bytes);
         // A store closed a moment ago in this process keeps its file lock until sled's flusher
         // thread has exited: wait briefly (bounded) before calling it in use.
