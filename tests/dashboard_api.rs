@@ -329,11 +329,12 @@ async fn counter(server: &Server, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {name} in {metrics}"))
 }
 
-/// After a start over a history with spend, the server reads today's anomaly baseline (every
-/// series' buckets of the 28 days before today) on its own once the costs projector is live,
-/// so the first dashboard of the day finds it cached instead of paying for it.
+/// After a start over a history with spend, the server reads today's anomaly baselines (every
+/// series' buckets of the 28 days before today's window) on its own once the costs projector
+/// is live, for the dashboard's window and the anomalies endpoint's default one, so the first
+/// such requests of the day find them cached instead of paying for them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_first_dashboard_after_a_start_finds_the_anomaly_baseline_read() {
+async fn the_first_dashboard_and_anomalies_after_a_start_find_their_baselines_read() {
     const BASELINES: &str = "ats_anomaly_baselines_computed_total";
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::start(dir.path(), &[]);
@@ -352,7 +353,8 @@ async fn the_first_dashboard_after_a_start_finds_the_anomaly_baseline_read() {
     server.restart();
     server.ready().await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while counter(&server, BASELINES).await == 0 {
+    // Two spans: the dashboard's day and the endpoint's default week.
+    while counter(&server, BASELINES).await < 2 {
         assert!(
             std::time::Instant::now() < deadline,
             "the baseline was never read before a request asked for it"
@@ -363,6 +365,8 @@ async fn the_first_dashboard_after_a_start_finds_the_anomaly_baseline_read() {
     let day = chrono::Utc::now().date_naive();
     let dashboard = server.get_ok("/api/analytics/dashboard").await;
     assert!(dashboard["summary"].is_object(), "{dashboard}");
+    let anomalies = server.get_ok("/api/analytics/cost/anomalies").await;
+    assert!(anomalies["spend_anomalies"].is_array(), "{anomalies}");
     // Past midnight UTC the dashboard asks about a new day, whose baseline nobody read yet.
     if chrono::Utc::now().date_naive() == day {
         assert_eq!(counter(&server, BASELINES).await, warmed);

@@ -1,12 +1,13 @@
-//! Keeps the dashboard's spend-anomaly baseline warm, so that no user pays for it.
+//! Keeps the spend-anomaly baselines of today warm, so that no user pays for them.
 //!
-//! Every dashboard judges the spend anomalies of `as_of`'s day against the 28 days before it
-//! ([`anomalies::detect`]). The days before today are cached per span once read, but the
-//! first request of a span reads every series' buckets of every one of its days: 0.1–0.6 s at
-//! 1M–3M events, paid by whoever opens the dashboard first after a start, after a rebuild,
-//! or after midnight UTC. This task pays it instead: once the costs projector is live, and
-//! again every [`WARM_EVERY`] (a warm span costs one bucket read per day of it, so checking
-//! often is cheap; a new day or a rebuilt tree is then warm within that delay).
+//! Every dashboard judges the spend anomalies of `as_of`'s day against the 28 days before it,
+//! and the anomalies endpoint those of its window's days ([`anomalies::detect`]). The days
+//! before today are cached per span once read, but the first request of a span reads every
+//! series' buckets of every one of its days: 0.1–0.6 s at 1M–3M events, paid by whoever asks
+//! first after a start, after a rebuild, or after midnight UTC. This task pays it instead,
+//! for the dashboard's window and the endpoint's default one: once the costs projector is
+//! live, and again every [`WARM_EVERY`] (a warm span costs one bucket read per day of it, so
+//! checking often is cheap; a new day or a rebuilt tree is then warm within that delay).
 
 use std::future::Future;
 use std::time::Duration;
@@ -41,9 +42,9 @@ pub async fn run(state: AppState, shutdown: impl Future<Output = ()>) {
     }
 }
 
-/// Judges today's spend anomalies as the dashboard does, if the costs projector is live
-/// (judging a tree that is still replaying would read its days again at every turn);
-/// returns whether it did.
+/// Judges today's spend anomalies as the dashboard and the anomalies endpoint (its default
+/// window) do, if the costs projector is live (judging a tree that is still replaying would
+/// read its days again at every turn); returns whether it did.
 async fn warm(state: &AppState) -> bool {
     let Some(handle) = state.runtime.handle(costs::NAME) else {
         return false;
@@ -53,7 +54,10 @@ async fn warm(state: &AppState) -> bool {
     }
     let tree = handle.tree();
     let judged = tokio::task::spawn_blocking(move || {
-        anomalies::detect(&tree, ANOMALY_WINDOW_DAYS, Timestamp::now());
+        let now = Timestamp::now();
+        for window in [ANOMALY_WINDOW_DAYS, anomalies::DEFAULT_WINDOW_DAYS] {
+            anomalies::detect(&tree, window, now);
+        }
     })
     .await;
     if let Err(error) = judged {

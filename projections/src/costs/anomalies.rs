@@ -64,6 +64,10 @@ pub enum SeedAnomaly {
     },
 }
 
+/// The window of the anomalies endpoint and command when none is given (the seed's
+/// `detect_anomalies(time_window=7)`).
+pub const DEFAULT_WINDOW_DAYS: u32 = 7;
+
 /// Usage records with `as_of − window_days ≤ occurred_at ≤ as_of`, in time order.
 fn records_in(tree: &sled::Tree, window_days: u32, as_of: Timestamp) -> Vec<UsageRecord> {
     let from = as_of.plus_seconds(-i64::from(window_days) * 86_400);

@@ -499,7 +499,9 @@ pub async fn anomalies(
 ) -> Result<Json<AnomalyReport>, ApiError> {
     let as_of = read_at(&state, params.as_of, params.min_position).await?;
     let tree = costs_tree(&state)?;
-    let days = params.time_range_days.unwrap_or(7);
+    let days = params
+        .time_range_days
+        .unwrap_or(anomalies::DEFAULT_WINDOW_DAYS);
     let seed = anomalies::seed_anomalies(&tree, days, as_of);
     let spend = anomalies::detect(&tree, days, as_of);
     Ok(Json(AnomalyReport {

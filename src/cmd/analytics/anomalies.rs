@@ -15,7 +15,7 @@ use crate::config::Config;
 #[derive(clap::Args)]
 pub struct Args {
     /// Days before now to examine.
-    #[arg(short = 't', long, default_value_t = 7)]
+    #[arg(short = 't', long, default_value_t = costs::anomalies::DEFAULT_WINDOW_DAYS)]
     days: u32,
     /// JSON instead of a table.
     #[arg(long)]
