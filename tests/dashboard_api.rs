@@ -349,7 +349,7 @@ async fn the_first_dashboard_and_anomalies_after_a_start_find_their_baselines_re
     let (status, receipt) = server.post_events(&Value::Array(spend)).await;
     assert_eq!(status, 200, "{receipt}");
 
-    // A new process: nothing of the baseline is cached.
+    // A new process: no baseline is cached.
     server.restart();
     server.ready().await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -357,7 +357,7 @@ async fn the_first_dashboard_and_anomalies_after_a_start_find_their_baselines_re
     while counter(&server, BASELINES).await < 2 {
         assert!(
             std::time::Instant::now() < deadline,
-            "the baseline was never read before a request asked for it"
+            "the baselines were never read before a request asked for them"
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }

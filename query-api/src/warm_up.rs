@@ -19,13 +19,13 @@ use ats_projections::runtime::ProjectorState;
 
 use crate::state::AppState;
 
-/// How often a live costs projector's baseline is judged again as of now.
+/// How often a live costs projector's baselines are judged again as of now.
 pub const WARM_EVERY: Duration = Duration::from_secs(60);
 
 /// How often the task looks again while the costs projector is not live yet.
 const WAIT_STEP: Duration = Duration::from_secs(1);
 
-/// Warms the dashboard's anomaly baseline until `shutdown` resolves: at once when the costs
+/// Warms today's anomaly baselines until `shutdown` resolves: at once when the costs
 /// projector is live, then every [`WARM_EVERY`].
 pub async fn run(state: AppState, shutdown: impl Future<Output = ()>) {
     tokio::pin!(shutdown);
