@@ -270,3 +270,19 @@ fn trees_of_projectors_no_longer_running_are_retired() {
         1
     );
 }
+
+/// Any cache size opens the store: one whose bytes overflow a `u64` is as large as it can be,
+/// and 0 is 1 MiB.
+#[test]
+fn any_cache_size_opens_the_store() {
+    for cache_mib in [0, 1, u64::MAX] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_with_cache(dir.path().join("read-models"), cache_mib).unwrap();
+        let tree = store.tree(profiles::NAME, 0).unwrap();
+        fold(
+            &tree,
+            &stored(1, &[completed("e1", session("s1", "op_1", 0, 30))]),
+        );
+        assert_eq!(profiles::profile(&tree, "op_1").unwrap().total_sessions, 1);
+    }
+}
