@@ -35,7 +35,7 @@ use uuid::Uuid;
 
 use crate::id_filter::IdFilter;
 use crate::log::{LogError, Position, Repeat};
-use crate::runs::{compact, lowest_in, open_tables, run_name, run_table, COMPACT_RUNS};
+use crate::runs::{compact, lowest_in, open_each, open_tables, run_name, run_table, COMPACT_RUNS};
 use crate::staging::{lowest, Entry, Staging, STAGED_IDS};
 
 /// id → (first position, content digest): the base table, into which runs are compacted.
@@ -395,23 +395,27 @@ impl IdIndex {
                 runs.end += 1;
                 meta.insert(RUNS_TO, runs.end).map_err(storage)?;
             }
-            if runs.end - runs.start >= COMPACT_RUNS || lock(&self.memory).filter.is_full() {
-                self.maintain(&tx, &mut meta, runs)?;
-            }
+            self.maintain(&tx, &mut meta, runs)?;
         }
         tx.commit().map_err(storage)
     }
 
     /// Inside a write: the next step of the compaction of the oldest [`COMPACT_RUNS`] runs,
-    /// if that many are live, and a refill of the filter, if it is full.
+    /// if that many are live, and a refill of the filter, if it is full; the tables are
+    /// opened only when one of them is due.
     fn maintain(
         &self,
         tx: &WriteTransaction,
         meta: &mut redb::Table<&'static str, u64>,
         runs: Range<u64>,
     ) -> Result<(), LogError> {
+        let compacting = runs.end - runs.start >= COMPACT_RUNS;
+        let refill = lock(&self.memory).filter.is_full();
+        if !compacting && !refill {
+            return Ok(());
+        }
         let mut tables = open_tables(tx, IDS, runs.clone()).map_err(storage)?;
-        if runs.end - runs.start >= COMPACT_RUNS {
+        if compacting {
             let step = stored(meta, COMPACT_STEP)?;
             if compact(tx, &mut tables, step as u32).map_err(storage)? {
                 meta.insert(RUNS_FROM, runs.start + COMPACT_RUNS)
@@ -421,7 +425,7 @@ impl IdIndex {
                 meta.insert(COMPACT_STEP, step + 1).map_err(storage)?;
             }
         }
-        if lock(&self.memory).filter.is_full() {
+        if refill {
             // The run being built too: its slices' ids leave memory when it completes.
             let building = tx
                 .open_table(run_table(&run_name(runs.end)))
@@ -447,9 +451,7 @@ fn live_runs(meta: &impl ReadableTable<&'static str, u64>) -> Result<Range<u64>,
 /// The base table and the live runs of a read transaction's snapshot.
 fn read_tables(tx: &ReadTransaction) -> Result<Vec<ReadOnlyTable<u128, Entry>>, LogError> {
     let runs = live_runs(&tx.open_table(META).map_err(storage)?)?;
-    let base = tx.open_table(IDS).map_err(storage)?;
-    let runs = runs.map(|run| tx.open_table(run_table(&run_name(run))).map_err(storage));
-    std::iter::once(Ok(base)).chain(runs).collect()
+    open_each(IDS, runs, |table| tx.open_table(table)).map_err(storage)
 }
 
 impl Memory {

@@ -65,15 +65,25 @@ where
     Ok(found)
 }
 
+/// The base table (`base`) and the live `runs`, in that order, each opened by `open`: in a
+/// write transaction ([`open_tables`]) or in a read transaction's snapshot.
+pub(crate) fn open_each<T, E>(
+    base: TableDefinition<u128, Entry>,
+    runs: Range<u64>,
+    mut open: impl FnMut(TableDefinition<'_, u128, Entry>) -> Result<T, E>,
+) -> Result<Vec<T>, E> {
+    let base = open(base)?;
+    let runs = runs.map(|run| open(run_table(&run_name(run))));
+    std::iter::once(Ok(base)).chain(runs).collect()
+}
+
 /// The base table (`base`) and the live `runs`, in that order, open in a write transaction.
 pub(crate) fn open_tables<'txn>(
     tx: &'txn WriteTransaction,
     base: TableDefinition<u128, Entry>,
     runs: Range<u64>,
 ) -> Result<Vec<IdTable<'txn>>, redb::TableError> {
-    let base = tx.open_table(base)?;
-    let runs = runs.map(|run| tx.open_table(run_table(&run_name(run))));
-    std::iter::once(Ok(base)).chain(runs).collect()
+    open_each(base, runs, |table| tx.open_table(table))
 }
 
 /// Takes compaction `step` of the oldest [`COMPACT_RUNS`] runs into the base table, in
