@@ -2,9 +2,9 @@
 //!
 //! Every scenario prints one JSON line on stdout (`scenario`, `log`, `events`, `engine`,
 //! `ceiling`, `unit`, `ratio`, `target_ratio`, or `p50_ms`/`p99_ms`/`target_p99_ms` for
-//! latencies, and a query's `first_ms`); a human table and progress go to stderr. No threshold is asserted here: the
-//! machines are shared and noisy, so the ratio to a ceiling measured in the same run is what
-//! to read.
+//! latencies, and a query's `first_ms`); a human table and progress go to stderr. No
+//! threshold is asserted here: the machines are shared and noisy, so the ratio to a ceiling
+//! measured in the same run is what to read.
 
 use std::collections::HashMap;
 use std::sync::Arc;
