@@ -281,6 +281,18 @@ fn anomalies_week(bencher: Bencher) {
     bencher.bench(|| costs::anomalies::detect(&models.costs, 7, busy_as_of()));
 }
 
+/// The seed's rules over the anomalies endpoint's default window (the week up to the spike
+/// day): every usage record of the week is read.
+#[divan::bench]
+fn seed_anomalies_week(bencher: Bencher) {
+    let (models, _) = models();
+    assert!(
+        !costs::anomalies::seed_anomalies(&models.costs, 7, spike_as_of()).is_empty(),
+        "the week has anomalies to describe"
+    );
+    bencher.bench(|| costs::anomalies::seed_anomalies(&models.costs, 7, spike_as_of()));
+}
+
 #[divan::bench]
 fn last_five_sessions_of_everyone(bencher: Bencher) {
     let (models, _) = models();

@@ -9,7 +9,7 @@ use ats_events::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{Dim, UsageRecord, Window};
+use super::{Dim, Window};
 use crate::analytics::{mean, sample_variance};
 
 /// One example request of the `expensive_requests` rule.
@@ -68,24 +68,23 @@ pub enum SeedAnomaly {
 /// `detect_anomalies(time_window=7)`).
 pub const DEFAULT_WINDOW_DAYS: u32 = 7;
 
-/// Usage records with `as_of − window_days ≤ occurred_at ≤ as_of`, in time order.
-fn records_in(tree: &sled::Tree, window_days: u32, as_of: Timestamp) -> Vec<UsageRecord> {
-    let from = as_of.plus_seconds(-i64::from(window_days) * 86_400);
-    super::usage_between(tree, from, as_of).collect()
-}
-
 /// Seed `detect_anomalies(time_window)` over the `window_days` before `as_of` (the seed's
 /// default is 7): nothing below 10 requests; then expensive requests, cost spike, high error
 /// rate, in that order. Examples are the first in time order (the seed: arrival order).
+///
+/// Every usage record of the window is read (the threshold of "expensive" is the window's
+/// mean plus two deviations), but only the fields the rules use are decoded.
 pub fn seed_anomalies(tree: &sled::Tree, window_days: u32, as_of: Timestamp) -> Vec<SeedAnomaly> {
-    let records = records_in(tree, window_days, as_of);
+    let from = as_of.plus_seconds(-i64::from(window_days) * 86_400);
+    let pages: Vec<sled::IVec> = super::usage_pages_between(tree, from, as_of).collect();
+    let records = super::glimpses_between(&pages, from, as_of);
     if records.len() < 10 {
         return Vec::new();
     }
     let mut out = Vec::new();
     let costs: Vec<f64> = records.iter().map(|r| r.cost).collect();
     let threshold = mean(&costs) + 2.0 * sample_variance(&costs).sqrt();
-    let expensive: Vec<&UsageRecord> = records.iter().filter(|r| r.cost > threshold).collect();
+    let expensive: Vec<_> = records.iter().filter(|r| r.cost > threshold).collect();
     if !expensive.is_empty() {
         out.push(SeedAnomaly::ExpensiveRequests {
             severity: "medium".into(),
@@ -98,9 +97,9 @@ pub fn seed_anomalies(tree: &sled::Tree, window_days: u32, as_of: Timestamp) -> 
                 .iter()
                 .take(3)
                 .map(|r| Example {
-                    id: r.id.clone(),
+                    id: r.id.to_owned(),
                     cost: r.cost,
-                    model: r.model.clone(),
+                    model: r.model.to_owned(),
                     timestamp: r.timestamp.to_rfc3339(),
                 })
                 .collect(),
@@ -123,7 +122,7 @@ pub fn seed_anomalies(tree: &sled::Tree, window_days: u32, as_of: Timestamp) -> 
             });
         }
     }
-    let failed: Vec<&UsageRecord> = records.iter().filter(|r| !r.success).collect();
+    let failed: Vec<_> = records.iter().filter(|r| !r.success).collect();
     let rate = failed.len() as f64 / records.len() as f64;
     if rate > 0.1 {
         let wasted: f64 = failed.iter().map(|r| r.cost).sum();

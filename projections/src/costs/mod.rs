@@ -36,6 +36,7 @@ pub mod what_if;
 use std::collections::{BTreeMap, BTreeSet};
 
 use ats_events::{Envelope, LlmUsage, Payload, Timestamp};
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -400,21 +401,72 @@ fn insert_usage_record(view: &mut View<'_>, record: UsageRecord) -> Result<(), A
     Ok(())
 }
 
-/// Usage records with `from ≤ occurred_at ≤ to`, in time order (ties by event id).
-fn usage_between(
+/// The pages that may hold usage records with `from ≤ occurred_at ≤ to`, in time order.
+fn usage_pages_between(
     tree: &sled::Tree,
     from: Timestamp,
     to: Timestamp,
-) -> impl Iterator<Item = UsageRecord> {
+) -> impl Iterator<Item = sled::IVec> {
     // Every page holding a record at or before `to` has a key below `u/<to>\x01`; the pages
     // of `from`'s span start at or after its first page.
     let end = [b"u/".as_slice(), &time_bytes(to), b"\x01"].concat();
     tree.range(usage_span_key(from)..end)
         .values()
         .filter_map(Result::ok)
+}
+
+/// Usage records with `from ≤ occurred_at ≤ to`, in time order (ties by event id).
+fn usage_between(
+    tree: &sled::Tree,
+    from: Timestamp,
+    to: Timestamp,
+) -> impl Iterator<Item = UsageRecord> {
+    usage_pages_between(tree, from, to)
         .filter_map(|page| decode::<Vec<UsageRecord>>(&page))
         .flatten()
         .filter(move |r| from <= r.timestamp && r.timestamp <= to)
+}
+
+/// What a scan of many usage records needs of each: its time, cost and outcome, and its id
+/// and model borrowed from the page's bytes. Decoding only these (the other fields skipped
+/// without allocating) made the seed's anomaly rules over a week 2× cheaper than decoding
+/// whole [`UsageRecord`]s.
+///
+/// The fields are [`UsageRecord`]'s, in its order: the costs tree stores records by position
+/// (`usage_glimpses_are_the_records_fields` keeps the two in step).
+#[derive(Debug, Deserialize)]
+pub(crate) struct UsageGlimpse<'a> {
+    pub id: &'a str,
+    pub timestamp: Timestamp,
+    pub model: &'a str,
+    _profile_id: IgnoredAny,
+    _session_id: IgnoredAny,
+    _task_type: IgnoredAny,
+    _scenario_id: IgnoredAny,
+    _phase: IgnoredAny,
+    _input_tokens: IgnoredAny,
+    _output_tokens: IgnoredAny,
+    _cached_input_tokens: IgnoredAny,
+    pub cost: f64,
+    _unpriced: IgnoredAny,
+    _latency_ms: IgnoredAny,
+    pub success: bool,
+    _error_message: IgnoredAny,
+}
+
+/// The glimpses of the records with `from ≤ occurred_at ≤ to` in `pages` (read by
+/// [`usage_pages_between`]), in time order.
+pub(crate) fn glimpses_between(
+    pages: &[sled::IVec],
+    from: Timestamp,
+    to: Timestamp,
+) -> Vec<UsageGlimpse<'_>> {
+    pages
+        .iter()
+        .filter_map(|page| rmp_serde::from_slice::<Vec<UsageGlimpse<'_>>>(page).ok())
+        .flatten()
+        .filter(|r| from <= r.timestamp && r.timestamp <= to)
+        .collect()
 }
 
 /// The UTC day of `at` as `YYYY-MM-DD` (fixed width, so byte order is time order).

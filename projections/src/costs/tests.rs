@@ -732,6 +732,9 @@ fn seed_anomaly_rules_exactly() {
             assert_eq!((*count, severity.as_str()), (1, "medium"));
             assert_eq!(description, "Found 1 requests exceeding $0.7351");
             close(examples[0].cost, 1.0);
+            assert_eq!(examples[0].id, events[9].id.to_string());
+            assert_eq!(examples[0].model, "openai/gpt-4o");
+            assert_eq!(examples[0].timestamp, "2026-11-03T10:00:09Z");
         }
         other => panic!("{other:?}"),
     }
@@ -900,4 +903,68 @@ fn forecast_to_period_end_and_exhaustion_date() {
     );
     assert_eq!((none.predicted_total, none.history_days), (0.0, 0));
     assert!(none.exhaustion_date.is_none());
+}
+
+proptest::proptest! {
+    /// A usage page decoded as glimpses gives each record's id, time, model, cost and
+    /// outcome: [`UsageGlimpse`] names [`UsageRecord`]'s fields in its order.
+    #[test]
+    fn usage_glimpses_are_the_records_fields(
+        records in proptest::collection::vec(usage_record(), 0..8),
+    ) {
+        let page = rmp_serde::to_vec(&records).unwrap();
+        let glimpses: Vec<UsageGlimpse<'_>> = rmp_serde::from_slice(&page).unwrap();
+        let seen: Vec<_> = glimpses
+            .iter()
+            .map(|g| (g.id.to_owned(), g.timestamp, g.model.to_owned(), g.cost, g.success))
+            .collect();
+        let expected: Vec<_> = records
+            .iter()
+            .map(|r| (r.id.clone(), r.timestamp, r.model.clone(), r.cost, r.success))
+            .collect();
+        proptest::prop_assert_eq!(seen, expected);
+    }
+}
+
+/// Any usage record, every optional field present or not.
+fn usage_record() -> impl proptest::strategy::Strategy<Value = UsageRecord> {
+    use proptest::prelude::*;
+    let text = || "[a-z0-9/_-]{0,12}";
+    (
+        (text(), any::<i64>(), text(), text(), text(), text()),
+        (proptest::option::of(text()), proptest::option::of(text())),
+        (any::<u64>(), any::<u64>(), any::<u64>(), -1e6f64..1e6),
+        (
+            any::<bool>(),
+            proptest::option::of(0f64..1e5),
+            any::<bool>(),
+        ),
+        proptest::option::of(text()),
+    )
+        .prop_map(
+            |(
+                (id, micros, model, profile_id, session_id, task_type),
+                (scenario_id, phase),
+                (input_tokens, output_tokens, cached_input_tokens, cost),
+                (unpriced, latency_ms, success),
+                error_message,
+            )| UsageRecord {
+                id,
+                timestamp: Timestamp::from_micros(micros),
+                model,
+                profile_id,
+                session_id,
+                task_type,
+                scenario_id,
+                phase,
+                input_tokens,
+                output_tokens,
+                cached_input_tokens,
+                cost,
+                unpriced,
+                latency_ms,
+                success,
+                error_message,
+            },
+        )
 }
