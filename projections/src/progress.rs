@@ -36,7 +36,9 @@ mod catalogue;
 
 pub use catalogue::*;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use ats_events::cloudevents::event_id;
 use ats_events::{
@@ -551,9 +553,17 @@ impl ProgressProjector {
         view.put(&key, op)
     }
 
-    fn milestones(view: &mut View<'_>) -> Result<Vec<Milestone>, ApplyError> {
-        let registered = view.get::<Vec<Milestone>>(REGISTRY_KEY)?;
-        Ok(effective_milestones(registered.map_or(&[], Vec::as_slice)))
+    /// The milestones in force: the defaults, built once per process, until one is
+    /// registered (every session completion evaluates them; building the list each time was
+    /// 1–3 % of the fold).
+    fn milestones(view: &mut View<'_>) -> Result<Cow<'static, [Milestone]>, ApplyError> {
+        static DEFAULTS: LazyLock<Vec<Milestone>> = LazyLock::new(default_milestones);
+        Ok(match view.get::<Vec<Milestone>>(REGISTRY_KEY)? {
+            Some(registered) if !registered.is_empty() => {
+                Cow::Owned(effective_milestones(registered))
+            }
+            _ => Cow::Borrowed(DEFAULTS.as_slice()),
+        })
     }
 
     fn register(view: &mut View<'_>, p: &MilestoneRegistered) -> Result<(), ApplyError> {
