@@ -429,8 +429,8 @@ fn usage_between(
 
 /// What a scan of many usage records needs of each: its time, cost and outcome, and its id
 /// and model borrowed from the page's bytes. Decoding only these (the other fields skipped
-/// without allocating) made the seed's anomaly rules over a week 2× cheaper than decoding
-/// whole [`UsageRecord`]s.
+/// without allocating) took the seed's anomaly rules over a week from 22.7 to 9.4 ms in
+/// process (`seed_anomalies_week`) against decoding whole [`UsageRecord`]s.
 ///
 /// The fields are [`UsageRecord`]'s, in its order: the costs tree stores records by position
 /// (`usage_glimpses_are_the_records_fields` keeps the two in step).
