@@ -236,10 +236,9 @@ pub(crate) mod tests {
         )
     }
 
-    /// Folds `events` with `projector` into a fresh temporary tree.
+    /// Folds `events` with `projector` into a fresh test tree ([`crate::testing::tree`]).
     pub(crate) fn fold_with(projector: &dyn Projector, events: &[Envelope]) -> sled::Tree {
-        let db = sled::Config::new().temporary(true).open().unwrap();
-        let tree = db.open_tree(projector.name()).unwrap();
+        let tree = crate::testing::tree(projector.name());
         let stored: Vec<StoredEvent> = events
             .iter()
             .zip(1..)

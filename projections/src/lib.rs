@@ -58,3 +58,27 @@ pub fn all_projectors() -> Vec<Arc<dyn Projector>> {
         Arc::new(keys::KeysProjector),
     ]
 }
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::cell::RefCell;
+
+    thread_local! {
+        /// The directories of this test thread's trees, removed when the thread ends.
+        static DIRS: RefCell<Vec<tempfile::TempDir>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// A fresh tree named `name` for a test, in a directory removed when the test's thread
+    /// ends rather than when the database is dropped: the anomaly detector's cache holds the
+    /// last tree it read for the rest of the process, and a `temporary` sled store (in
+    /// `/dev/shm`) held there was never removed.
+    pub(crate) fn tree(name: &str) -> sled::Tree {
+        let dir = tempfile::tempdir().expect("a test directory");
+        let db = sled::Config::new()
+            .path(dir.path().join("db"))
+            .open()
+            .expect("a test store");
+        DIRS.with(|dirs| dirs.borrow_mut().push(dir));
+        db.open_tree(name).expect("a test tree")
+    }
+}

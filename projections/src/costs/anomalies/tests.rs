@@ -172,9 +172,8 @@ struct Folder {
 
 impl Folder {
     fn new() -> Self {
-        let db = sled::Config::new().temporary(true).open().unwrap();
         Self {
-            tree: db.open_tree(crate::costs::NAME).unwrap(),
+            tree: crate::testing::tree(crate::costs::NAME),
             position: 0,
             uses: 0,
         }
