@@ -201,6 +201,24 @@ fn the_synthetic_history_written_out_imports_and_replays() {
     assert_eq!(replay["head"], 600, "{replay}");
 }
 
+/// A run no disk can hold is refused at once, before generating its history, with a message
+/// that says what it needs (the estimate's arithmetic is `bench`'s unit test).
+#[test]
+fn a_run_too_large_for_the_disk_is_refused_before_it_starts() {
+    let output = common::command()
+        .args(["bench", "--events", "1000000000000", "--log", "embedded"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--events 1000000000000 needs about") && stderr.contains("TMPDIR"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("generating"), "{stderr}");
+    assert!(output.stdout.is_empty(), "nothing measured");
+}
+
 /// A history file that cannot be created is an error naming it, and nothing is measured.
 #[test]
 fn a_history_file_that_cannot_be_written_is_named() {
