@@ -556,8 +556,8 @@ pub async fn run(args: Args, _config: Config) -> anyhow::Result<()> {
 
 /// Disk a run takes in the temporary directory per event of its history, at most: the live
 /// log and read models, the raw ceiling's copy of the log, the rebuilt read models and the
-/// storage floor's copy of them, side by side. Measured: ~5.5 KB an event at 1M; a 10M run
-/// had written ~5.6 KB an event when it filled a disk with 56 GB free, half an hour in.
+/// storage floor's copy of them, side by side. Measured: ~5.5 KB an event at 1M, ~5.7 KB at
+/// 10M (57 GB at the peak; a 10M run with 56 GB free filled the disk half an hour in).
 const DISK_PER_EVENT: u64 = 6_000;
 
 /// Refuses, before generating anything, a run the temporary directory cannot hold.
