@@ -782,7 +782,8 @@ impl Projector for ProfilesProjector {
     }
 }
 
-pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+/// A stored record, if it decodes (it may borrow strings from `bytes`).
+pub(crate) fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Option<T> {
     rmp_serde::from_slice(bytes).ok()
 }
 

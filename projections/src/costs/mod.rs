@@ -463,7 +463,7 @@ pub(crate) fn glimpses_between(
 ) -> Vec<UsageGlimpse<'_>> {
     pages
         .iter()
-        .filter_map(|page| rmp_serde::from_slice::<Vec<UsageGlimpse<'_>>>(page).ok())
+        .filter_map(|page| decode::<Vec<UsageGlimpse<'_>>>(page))
         .flatten()
         .filter(|r| from <= r.timestamp && r.timestamp <= to)
         .collect()
