@@ -1,7 +1,8 @@
 //! Micro-benchmarks of the heaviest queries (`cargo bench -p ats-projections --bench queries`):
 //! each computed in-process from read models folded from a synthetic history of 250
 //! operators (100,000 events, and a day of spend spiking after them), without HTTP — what a
-//! query costs the CPU by itself.
+//! query costs the CPU by itself. `QUERIES_OPERATORS` and `QUERIES_EVENTS` change the history
+//! (e.g. 25,000 and 1,000,000: the bench's 10M history has 25,000 operators).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -28,14 +29,31 @@ fn main() {
 /// its models behind, gigabytes at 1M events.
 static SCRATCH: OnceLock<tempfile::TempDir> = OnceLock::new();
 
-const OPERATORS: usize = 250;
-const EVENTS: usize = 100_000;
+/// The history's operators: `QUERIES_OPERATORS`, 250 unless set. A query whose cost grows
+/// with the operators shows it at 25,000 (what the bench's 10M history has).
+fn ops() -> usize {
+    static OPERATORS: OnceLock<usize> = OnceLock::new();
+    *OPERATORS.get_or_init(|| from_env("QUERIES_OPERATORS", 250))
+}
+
+/// The history's events: `QUERIES_EVENTS`, 100,000 unless set.
+fn evs() -> usize {
+    static EVENTS: OnceLock<usize> = OnceLock::new();
+    *EVENTS.get_or_init(|| from_env("QUERIES_EVENTS", 100_000))
+}
+
+fn from_env(name: &str, default: usize) -> usize {
+    std::env::var(name).map_or(default, |v| {
+        v.parse()
+            .unwrap_or_else(|_| panic!("{name}={v:?} is not a count"))
+    })
+}
 
 fn history() -> Vec<StoredEvent> {
-    (0..EVENTS)
+    (0..evs())
         .map(|n| {
-            let op = format!("op_{:03}", n % OPERATORS);
-            let day = 1 + (n / OPERATORS) % 28;
+            let op = format!("op_{:05}", n % ops());
+            let day = 1 + (n / ops()) % 28;
             let cloud = if n % 5 == 0 {
                 json!({"specversion": "1.0", "id": format!("s-{n}"), "type": "ats.session.completed",
                     "source": "bench", "time": format!("2026-11-{day:02}T10:00:00Z"), "subject": op,
@@ -58,8 +76,8 @@ fn history() -> Vec<StoredEvent> {
 /// Usage on [`SPIKE_DAY`], the day after the history: every operator spends three times its
 /// usual day, so the day's total is an anomaly and its root causes are read.
 fn spike() -> impl Iterator<Item = StoredEvent> {
-    (0..SPIKE_EVENTS).map(|k| {
-        let (n, op) = (EVENTS + k, format!("op_{:03}", k % OPERATORS));
+    (0..spike_events()).map(|k| {
+        let (n, op) = (evs() + k, format!("op_{:05}", k % ops()));
         let cloud = usage(
             n,
             &op,
@@ -82,10 +100,11 @@ fn usage(n: usize, op: &str, time: &str, session: &str) -> serde_json::Value {
 }
 
 const SPIKE_DAY: &str = "2026-11-29";
-/// Usages per operator on [`SPIKE_DAY`]: three times the history's daily mean
-/// (`EVENTS / 28` events a day, four in five of them usage, over [`OPERATORS`]).
-const SPIKE_USAGES: usize = 3 * (EVENTS / 28 * 4 / 5) / OPERATORS;
-const SPIKE_EVENTS: usize = OPERATORS * SPIKE_USAGES;
+/// Usage events on [`SPIKE_DAY`]: each operator makes three times the history's daily mean
+/// (`evs() / 28` events a day, four in five of them usage, over `ops()`), at least one.
+fn spike_events() -> usize {
+    ops() * (3 * (evs() / 28 * 4 / 5) / ops()).max(1)
+}
 
 /// The read models, folded once for every benchmark.
 fn models() -> &'static (ReadModels, sled::Tree) {
@@ -148,12 +167,13 @@ fn spike_as_of() -> Timestamp {
     Timestamp::parse_rfc3339(&format!("{SPIKE_DAY}T23:00:00Z")).expect("a time")
 }
 
-/// One operator's analysis (`op_005` has 80 sessions).
+/// One operator's analysis (`op_00005` has 80 sessions in the default history).
 #[divan::bench]
 fn performance(bencher: Bencher) {
     let (models, _) = models();
     bencher.bench(|| {
-        profiles::performance(&models.profiles, "op_005", 7, as_of()).expect("op_005 has a profile")
+        profiles::performance(&models.profiles, "op_00005", 7, as_of())
+            .expect("op_00005 has a profile")
     });
 }
 
@@ -229,8 +249,8 @@ static LIVE_BATCHES: AtomicUsize = AtomicUsize::new(0);
 fn live_batch(b: usize, day: &str) -> Vec<StoredEvent> {
     (0..100)
         .map(|k| {
-            let n = EVENTS + SPIKE_EVENTS + b * 100 + k;
-            let op = format!("op_{:03}", k % 10);
+            let n = evs() + spike_events() + b * 100 + k;
+            let op = format!("op_{:05}", k % 10);
             let (start, end) = (format!("{day}T20:00:00Z"), format!("{day}T21:00:00Z"));
             let cloud = if k % 5 == 0 {
                 json!({"specversion": "1.0", "id": format!("s-{n}"), "type": "ats.session.completed",

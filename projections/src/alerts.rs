@@ -267,6 +267,7 @@ type PerformanceEntry = (sled::Tree, u64, u64, Arc<Vec<Alert>>);
 
 static PERFORMANCE_CACHE: Mutex<Option<PerformanceEntry>> = Mutex::new(None);
 
+/// The performance alerts as of `as_of`, sorted by [`urgency`].
 fn performance_alerts(models: &ReadModels, threshold: f64, as_of: Timestamp) -> Arc<Vec<Alert>> {
     let tree = &models.profiles;
     // Read before the summaries: a session folded in between makes the next request miss,
@@ -284,6 +285,7 @@ fn performance_alerts(models: &ReadModels, threshold: f64, as_of: Timestamp) -> 
             as_of,
             &mut out,
         );
+        out.sort_by(urgency);
         return Arc::new(out);
     }
     let lock = || {
@@ -307,6 +309,7 @@ fn performance_alerts(models: &ReadModels, threshold: f64, as_of: Timestamp) -> 
         as_of,
         &mut out,
     );
+    out.sort_by(urgency);
     let alerts = Arc::new(out);
     if settled.is_some() && settled == crate::runtime::settled(tree) {
         *lock() = Some((
@@ -515,13 +518,25 @@ pub fn active_summary(
     let others = other_alerts(models, dead_letters, as_of);
     let performance = performance_alerts(models, performance_threshold, as_of);
     let acknowledged = acknowledgements(alerts_tree, others.len() + performance.len());
-    let mut active: Vec<&Alert> = others
-        .iter()
-        .chain(performance.iter())
-        .filter(|a| !acknowledged(&a.id))
-        .collect();
-    active.sort_by(|a, b| urgency(a, b));
+    // Only the few other alerts are sorted here: the performance ones (one per operator
+    // below the threshold) come sorted, so a summary walks them once, copying what it shows.
+    let mut others: Vec<&Alert> = others.iter().collect();
+    others.sort_by(|a, b| urgency(a, b));
+    let active = merged(others.into_iter(), performance.iter()).filter(|a| !acknowledged(&a.id));
     ActiveAlerts::of_sorted(active, limit)
+}
+
+/// Two lists sorted by [`urgency`] as one sorted stream.
+fn merged<'a>(
+    first: impl Iterator<Item = &'a Alert>,
+    second: impl Iterator<Item = &'a Alert>,
+) -> impl Iterator<Item = &'a Alert> {
+    let (mut first, mut second) = (first.peekable(), second.peekable());
+    std::iter::from_fn(move || match (first.peek(), second.peek()) {
+        (Some(a), Some(b)) if urgency(a, b).is_gt() => second.next(),
+        (Some(_), _) => first.next(),
+        (None, _) => second.next(),
+    })
 }
 
 /// The unacknowledged ones of `alerts`, filtered by priority and operator (seed

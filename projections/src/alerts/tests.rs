@@ -274,3 +274,70 @@ fn a_spend_spike_is_an_anomaly_alert_on_its_day_only() {
         .iter()
         .all(|a| a.alert_type != AlertType::AnomalyDetected));
 }
+
+/// The summary merges the performance alerts (one per operator below the threshold, kept
+/// sorted) with the other alerts, sorted per call: at every limit it is the sorted list of
+/// active alerts, cut.
+#[test]
+fn the_summary_is_the_sorted_active_list_at_every_limit() {
+    let mut events = history();
+    // Below the threshold, their latest sessions ending in the reverse of their ids' order:
+    // sorted by urgency, the alerts are not in operator order.
+    for (n, start) in [
+        "2026-11-08T09:00:00Z",
+        "2026-11-07T09:00:00Z",
+        "2026-11-06T09:00:00Z",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        events.push(completed(
+            &format!("low{n}"),
+            &format!("op_low{n}"),
+            start,
+            1.0,
+            0.2,
+            false,
+        ));
+    }
+    let m = models(&events);
+    // High like the performance alerts, but undated: after all of them.
+    let dead = [DeadLetter {
+        projector: "profiles_v3".into(),
+        position: 7,
+        event_id: None,
+        kind: None,
+        error: "refused".into(),
+    }];
+    let alerts = current_alerts(&m, &dead, 0.6, as_of());
+    let performance: Vec<Option<&str>> = alerts
+        .iter()
+        .filter(|a| a.alert_type == AlertType::PerformanceIssue)
+        .map(|a| a.operator_id.as_deref())
+        .collect();
+    assert_eq!(
+        performance,
+        [
+            Some("op_low2"),
+            Some("op_low1"),
+            Some("op_low0"),
+            Some("op_b")
+        ]
+    );
+    let at = |kind| alerts.iter().rposition(|a| a.alert_type == kind);
+    assert!(at(AlertType::SystemHealth) > at(AlertType::PerformanceIssue));
+    let acks = fold_with(&AlertsProjector, &[]);
+    // Also as of an instant before op_b's session started: the alerts of the past are
+    // evaluated apart from the cached ones.
+    for when in [as_of(), t("2026-11-10T08:30:00Z")] {
+        let alerts = current_alerts(&m, &dead, 0.6, when);
+        for limit in 0..=alerts.len() {
+            let summary = active_summary(&m, &acks, &dead, 0.6, when, limit);
+            assert_eq!(
+                summary,
+                ActiveAlerts::of_sorted(&alerts, limit),
+                "{when:?}, {limit}"
+            );
+        }
+    }
+}
