@@ -40,6 +40,7 @@ pub mod runtime;
 pub mod store;
 pub mod training;
 mod view;
+mod watch;
 
 use std::sync::Arc;
 

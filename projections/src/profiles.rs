@@ -383,8 +383,17 @@ impl PerformanceSummary {
 /// Changing it changes what the fold stores: bump [`NAME`].
 pub const RECENT_SESSIONS: usize = 5;
 
+/// Where the performance summaries are: `ps/<operator>`.
+pub(crate) const SUMMARY_PREFIX: &[u8] = b"ps/";
+
 fn summary_key(operator: &str) -> Vec<u8> {
-    [b"ps/", operator.as_bytes()].concat()
+    [SUMMARY_PREFIX, operator.as_bytes()].concat()
+}
+
+/// The operator of a performance summary's key.
+pub(crate) fn summary_operator(key: &[u8]) -> Option<String> {
+    let operator = key.strip_prefix(SUMMARY_PREFIX)?;
+    Some(String::from_utf8_lossy(operator).into_owned())
 }
 
 /// Each operator's mean of `metric_type`, in operator id order.
@@ -899,9 +908,9 @@ pub fn performance_summary(tree: &sled::Tree, operator: &str) -> Option<Performa
 pub fn performance_summaries(
     tree: &sled::Tree,
 ) -> impl Iterator<Item = (String, PerformanceSummary)> + '_ {
-    tree.scan_prefix(b"ps/")
+    tree.scan_prefix(SUMMARY_PREFIX)
         .map_while(Result::ok)
-        .filter_map(|(k, v)| Some((String::from_utf8_lossy(&k[3..]).into_owned(), decode(&v)?)))
+        .filter_map(|(k, v)| Some((summary_operator(&k)?, decode(&v)?)))
 }
 
 /// Every completed session of `operator` with its score, in start order (the `os/` index).

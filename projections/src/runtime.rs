@@ -201,20 +201,6 @@ fn read_u64(tree: &sled::Tree, key: &[u8]) -> u64 {
         .unwrap_or(0)
 }
 
-/// The tree's digest when no fold is committing to it, else `None`.
-///
-/// Readers see a commit's writes one by one (see [`commit_writes`]). Something computed from
-/// several keys and kept for later — a cache keyed on one of them — is safe to keep if this
-/// gave the same `Some` before and after the reads: no commit was under way, and none that
-/// changed a key began and ended in between (it would have changed the digest; a commit
-/// that only moves the checkpoint does not, and does not change what was read).
-pub fn settled(tree: &sled::Tree) -> Option<u64> {
-    match tree.contains_key(TORN_KEY) {
-        Ok(false) => Some(read_u64(tree, DIGEST_KEY)),
-        _ => None,
-    }
-}
-
 /// What folding one batch did.
 #[derive(Debug, Default)]
 pub struct Folded {
@@ -318,14 +304,20 @@ pub(crate) type Writes = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 /// waits while any batch is applied (a fold's batch of thousands of keys held the queries
 /// for milliseconds), and a large batch keeps the io buffers and node versions it touched
 /// in memory until it ends.
+///
+/// The keys are then noted for the caches watching them ([`crate::watch`]), even after a
+/// failed write: one noted but unchanged costs a cache a second look, one missed a stale
+/// answer.
 pub(crate) fn commit(tree: &sled::Tree, writes: Writes) -> sled::Result<()> {
-    for (key, value) in writes {
+    let result = writes.iter().try_for_each(|(key, value)| {
         match value {
-            Some(value) => tree.insert(key, value)?,
+            Some(value) => tree.insert(key, value.as_slice())?,
             None => tree.remove(key)?,
         };
-    }
-    Ok(())
+        Ok(())
+    });
+    crate::watch::written(tree, writes.iter().map(|(key, _)| key.as_slice()));
+    result
 }
 
 /// The writes of one commit, in the order they are made: [`TORN_KEY`], the changes, the

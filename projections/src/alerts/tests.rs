@@ -341,3 +341,59 @@ fn the_summary_is_the_sorted_active_list_at_every_limit() {
         }
     }
 }
+
+/// The kept performance alerts follow each commit, evaluating again only the operators whose
+/// summaries it wrote: after every batch they are the alerts evaluated afresh.
+#[test]
+fn kept_performance_alerts_follow_each_commit() {
+    let m = models(&history());
+    let mut kept = PerformanceCache::new(&m, 0.6, as_of());
+    let start = "2026-11-10T10:30:00Z";
+    let batches = [
+        // op_c appears below the threshold; op_a falls to (0.5 + 0.9 + 0.7 + 0.1) / 4.
+        vec![
+            completed("c1", "op_c", start, 0.5, 0.3, false),
+            completed("a5", "op_a", start, 0.5, 0.1, false),
+        ],
+        // op_b recovers to (0.4 + 1.0) / 2; op_c's new latest session is a new alert.
+        vec![
+            completed("b6", "op_b", start, 0.5, 1.0, true),
+            completed("c2", "op_c", "2026-11-10T11:00:00Z", 0.5, 0.2, false),
+        ],
+        // Nothing of the profiles' summaries.
+        vec![],
+    ];
+    let mut position = 1_000;
+    for (n, batch) in batches.into_iter().enumerate() {
+        let stored: Vec<_> = batch
+            .into_iter()
+            .map(|e| {
+                position += 1;
+                ats_ingest::StoredEvent::new(position, e)
+            })
+            .collect();
+        let operators: BTreeSet<_> = stored
+            .iter()
+            .filter_map(|s| s.envelope()?.payload.operator_id().map(str::to_owned))
+            .collect();
+        crate::runtime::fold_batch(&crate::profiles::ProfilesProjector, &m.profiles, &stored)
+            .unwrap();
+        assert_eq!(
+            kept.refresh(&m, 0.6, as_of()),
+            Some(operators.len()),
+            "batch {n}"
+        );
+        let afresh = PerformanceCache::new(&m, 0.6, as_of());
+        assert_eq!(
+            kept.alerts.iter().collect::<Vec<_>>(),
+            afresh.alerts.iter().collect::<Vec<_>>(),
+            "batch {n}"
+        );
+    }
+    let alerting: Vec<_> = kept
+        .alerts
+        .iter()
+        .map(|a| a.operator_id.as_deref())
+        .collect();
+    assert_eq!(alerting, [Some("op_a"), Some("op_c")]);
+}

@@ -867,9 +867,9 @@ pub fn detect(tree: &sled::Tree, window_days: u32, as_of: Timestamp) -> Vec<Spen
     // then changes the stamp, so spend holding some of its usage is never kept under a stamp
     // that claims all of it. That holds in the middle of a commit too: a fold writes its keys
     // one by one in key order, so a day's `time_period` bucket (the stamp) lands after every
-    // other dimension's buckets of that batch. (`runtime::settled` would be stricter, and
-    // under a steady ingest of today's usage it would keep nothing: every dashboard would
-    // read the whole baseline and today again.)
+    // other dimension's buckets of that batch. (Keeping only what was read while no commit
+    // was under way would be stricter, and under a steady ingest of today's usage it would
+    // keep nothing: every dashboard would read the whole baseline and today again.)
     let mut stamped = stamp(tree, &days);
     let requests = match stamped.last() {
         Some((day, requests)) if *day == last[0] => {
