@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use ats_events::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 
 use super::{Dim, Window};
 use crate::analytics::{mean, sample_variance};
+use crate::watch::{KeyWatch, Written};
 
 /// One example request of the `expensive_requests` rule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -490,8 +491,69 @@ struct Past {
     /// Per dimension (in [`DIMENSIONS`] order), each series with spend before the last day
     /// and its (expected, upper bound) for the last day, if it has a baseline.
     last_day: Vec<(&'static str, BTreeMap<String, Bounds>)>,
-    /// The last day's anomalies, with the requests of the last day they were judged at.
-    verdict: Mutex<Option<(u64, Vec<SpendAnomaly>)>>,
+    /// The last day's anomalies, and the spend they were judged from.
+    last: Mutex<LastDay>,
+}
+
+/// What [`Past`] keeps of the last day.
+#[derive(Debug, Default)]
+struct LastDay {
+    /// The anomalies, with the day's requests they were judged at.
+    verdict: Option<(u64, Vec<SpendAnomaly>)>,
+    /// The day's spend per series, kept up to date from the buckets commits write.
+    spent: Option<Spent>,
+}
+
+/// A day's spend per dimension (in [`DIMENSIONS`] order) and series, named as
+/// [`bucket_name`] names them: read whole once, then only the buckets commits wrote since
+/// ([`KeyWatch`]). Under live ingest a batch of today's usage lands every few dashboards and
+/// touches a few series, and reading a bucket per series with spend today (25,000 operators
+/// at the bench's 10M) was most of what a dashboard paid after it.
+#[derive(Debug)]
+pub(super) struct Spent {
+    watch: Arc<KeyWatch>,
+    pub(super) by_dimension: Vec<BTreeMap<Vec<u8>, f64>>,
+}
+
+impl Spent {
+    /// Reads every bucket of `day`, watching the buckets from before the reads: a commit
+    /// under way while they run is noted when it ends, and read again by the next refresh.
+    pub(super) fn read(tree: &sled::Tree, day: &str) -> Self {
+        let watch = KeyWatch::start(tree, b"b/");
+        let by_dimension = DIMENSIONS
+            .iter()
+            .map(|(name, dim)| {
+                let total = *name == "total";
+                super::day_costs(tree, *dim, day)
+                    .map(|bucket| (bucket_name(total, &bucket).to_vec(), bucket.2))
+                    .collect()
+            })
+            .collect();
+        Self {
+            watch,
+            by_dimension,
+        }
+    }
+
+    /// Reads again the buckets of `day` written since the last look; `false` when too many
+    /// were written to list (read the day whole instead).
+    pub(super) fn refresh(&mut self, tree: &sled::Tree, day: &str) -> bool {
+        let Written::Keys(keys) = self.watch.take() else {
+            return false;
+        };
+        for ((name, dim), spent) in DIMENSIONS.iter().zip(&mut self.by_dimension) {
+            let prefix = super::day_prefix(*dim, day);
+            let total = *name == "total";
+            for key in keys.iter().filter(|k| k.starts_with(&prefix)) {
+                let series = if total { &[][..] } else { &key[prefix.len()..] };
+                match super::bucket_cost(tree, key) {
+                    Some(cost) => spent.insert(series.to_vec(), cost),
+                    None => spent.remove(series),
+                };
+            }
+        }
+        true
+    }
 }
 
 impl Past {
@@ -523,7 +585,7 @@ impl Past {
         Self {
             anomalies,
             last_day,
-            verdict: Mutex::new(None),
+            last: Mutex::new(LastDay::default()),
         }
     }
 
@@ -533,18 +595,27 @@ impl Past {
     /// Under live ingest a batch of today's usage lands every few dashboards, and each
     /// judgement reads a bucket per series with spend today.
     fn last_day_anomalies(&self, tree: &sled::Tree, day: &str, requests: u64) -> Vec<SpendAnomaly> {
-        let lock = || {
-            self.verdict
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-        };
-        if let Some((judged_at, found)) = &*lock() {
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((judged_at, found)) = &last.verdict {
             if *judged_at == requests {
                 return found.clone();
             }
         }
-        let found = self.judge_last_day(tree, day);
-        *lock() = Some((requests, found.clone()));
+        let spent = match last.spent.take() {
+            Some(mut spent) => {
+                if spent.refresh(tree, day) {
+                    spent
+                } else {
+                    Spent::read(tree, day)
+                }
+            }
+            None => Spent::read(tree, day),
+        };
+        let found = self.judge_last_day(&spent, day);
+        *last = LastDay {
+            verdict: Some((requests, found.clone())),
+            spent: Some(spent),
+        };
         found
     }
 
@@ -554,23 +625,21 @@ impl Past {
     /// buckets (in value order) are merged with its judged series (also in value order),
     /// reading each bucket's name in place. The total comes first, so whether its causes are
     /// wanted is known before the buckets they come from are read.
-    fn judge_last_day(&self, tree: &sled::Tree, day: &str) -> Vec<SpendAnomaly> {
+    fn judge_last_day(&self, spent: &Spent, day: &str) -> Vec<SpendAnomaly> {
         use std::cmp::Ordering;
         let mut out = Vec::new();
         let mut total_at = None;
         let mut causes = Vec::new();
-        for ((dimension, judged), (_, dim)) in self.last_day.iter().zip(DIMENSIONS) {
+        for ((dimension, judged), spent) in self.last_day.iter().zip(&spent.by_dimension) {
             let total = *dimension == "total";
-            let mut spent = super::day_costs(tree, dim, day).peekable();
+            let mut spent = spent.iter().peekable();
             let mut judged = judged.iter().peekable();
             loop {
                 let order = match (judged.peek(), spent.peek()) {
                     (None, None) => break,
                     (Some(_), None) => Ordering::Less,
                     (None, Some(_)) => Ordering::Greater,
-                    (Some((value, _)), Some(bucket)) => {
-                        value.as_bytes().cmp(bucket_name(total, bucket))
-                    }
+                    (Some((value, _)), Some((name, _))) => value.as_bytes().cmp(name),
                 };
                 // A judged series without a bucket spent 0; a bucket without a judged series
                 // is of a series that began that day: not judged, and expected at 0.
@@ -579,7 +648,7 @@ impl Past {
                     Ordering::Equal => (judged.next(), spent.next()),
                     Ordering::Greater => (None, spent.next()),
                 };
-                let actual = bucket.as_ref().map_or(0.0, |(_, _, cost)| *cost);
+                let actual = bucket.map_or(0.0, |(_, cost)| *cost);
                 let bounds = series.and_then(|(_, bounds)| *bounds);
                 if let (Some((value, _)), Some(bounds)) = (series, bounds) {
                     if actual > bounds.1 {
@@ -590,8 +659,8 @@ impl Past {
                     }
                 }
                 if total_at.is_some() && !total {
-                    let name = match (&bucket, series) {
-                        (Some(bucket), _) => bucket_name(false, bucket),
+                    let name = match (bucket, series) {
+                        (Some((name, _)), _) => name.as_slice(),
                         (None, Some((value, _))) => value.as_bytes(),
                         (None, None) => continue,
                     };

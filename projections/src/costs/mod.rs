@@ -707,6 +707,16 @@ pub(crate) fn buckets<'t>(
         })
 }
 
+/// The prefix of the buckets of `dim` on `day`: `b/<dim>\0<day>\0`, followed by the value.
+pub(crate) fn day_prefix(dim: Dim, day: &str) -> Vec<u8> {
+    [dim_prefix(b"b/", dim).as_slice(), day.as_bytes(), b"\0"].concat()
+}
+
+/// The cost of the bucket under `key`, if there is one.
+pub(crate) fn bucket_cost(tree: &sled::Tree, key: &[u8]) -> Option<f64> {
+    Some(decode::<Usage>(&tree.get(key).ok()??)?.cost)
+}
+
 /// The cost of each bucket of `dim` on `day`, in value order: the bucket's key, where the
 /// value's name starts in it, and the cost (names are not decoded into strings).
 pub(crate) fn day_costs<'t>(
@@ -714,7 +724,7 @@ pub(crate) fn day_costs<'t>(
     dim: Dim,
     day: &str,
 ) -> impl Iterator<Item = (sled::IVec, usize, f64)> + 't {
-    let prefix = [dim_prefix(b"b/", dim).as_slice(), day.as_bytes(), b"\0"].concat();
+    let prefix = day_prefix(dim, day);
     let at = prefix.len();
     tree.scan_prefix(prefix)
         .filter_map(Result::ok)

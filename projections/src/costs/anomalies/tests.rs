@@ -463,3 +463,42 @@ proptest! {
         }
     }
 }
+
+/// The last day's spend kept by the detector follows the commits: after each batch (a
+/// series' spend grows, a new series appears, another day changes), only the buckets the
+/// commit wrote are read again, and the spend is what reading the day whole gives.
+#[test]
+fn the_last_days_spend_follows_each_commit() {
+    let mut f = Folder::new();
+    steady_month(&mut f);
+    let day = crate::costs::day_of(as_of(28));
+    let mut kept = Spent::read(&f.tree, &day);
+    let batches = [
+        vec![usage(100, 28, "openai/gpt-4o", "op_1", "recon", 2.0)],
+        vec![
+            usage(
+                101,
+                28,
+                "anthropic/claude-3-5-sonnet",
+                "op_2",
+                "exploit",
+                0.5,
+            ),
+            usage(102, 28, "openai/gpt-4o", "op_1", "recon", 1.5),
+        ],
+        // Another day: nothing of day 28 changes.
+        vec![usage(103, 27, "openai/gpt-4o", "op_3", "recon", 4.0)],
+    ];
+    for (n, batch) in batches.into_iter().enumerate() {
+        f.fold(&batch);
+        assert!(kept.refresh(&f.tree, &day), "batch {n}");
+        assert_eq!(
+            kept.by_dimension,
+            Spent::read(&f.tree, &day).by_dimension,
+            "batch {n}"
+        );
+    }
+    let profiles: Vec<&[u8]> = kept.by_dimension[2].keys().map(Vec::as_slice).collect();
+    assert_eq!(profiles, [b"op_1".as_slice(), b"op_2"]);
+    assert_eq!(kept.by_dimension[0].get([].as_slice()), Some(&4.0));
+}
