@@ -275,6 +275,10 @@ impl PerformanceAlerts {
 
     /// Adds `alert`, in place of its operator's previous one.
     fn insert(&mut self, alert: Alert) {
+        debug_assert!(
+            alert.priority == AlertPriority::High && alert.created_at.is_some(),
+            "kept in (created_at, id) order, which is urgency's only for dated High alerts"
+        );
         let operator = alert.operator_id.clone().unwrap_or_default();
         let place = (
             alert.created_at.clone().unwrap_or_default(),
