@@ -591,9 +591,8 @@ impl Past {
 
     /// The last day's anomalies, judged again only when the day holds other requests than
     /// when they were last judged (`requests`, its stamp, read before its buckets: see
-    /// [`detect`]).
-    /// Under live ingest a batch of today's usage lands every few dashboards, and each
-    /// judgement reads a bucket per series with spend today.
+    /// [`detect`]). Under live ingest a batch of today's usage lands every few dashboards;
+    /// each judgement reads again only the buckets written since the last ([`Spent`]).
     fn last_day_anomalies(&self, tree: &sled::Tree, day: &str, requests: u64) -> Vec<SpendAnomaly> {
         let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((judged_at, found)) = &last.verdict {
@@ -620,11 +619,11 @@ impl Past {
     }
 
     /// The last day's anomalies, and the total's root causes ([`root_causes`]: series that
-    /// began that day are expected at 0), in one read of the day's buckets: a busy day holds
-    /// a bucket per operator, and the dashboard asks about it on every call. Each dimension's
-    /// buckets (in value order) are merged with its judged series (also in value order),
-    /// reading each bucket's name in place. The total comes first, so whether its causes are
-    /// wanted is known before the buckets they come from are read.
+    /// began that day are expected at 0), in one pass over the day's spend: a busy day has a
+    /// series per operator, and the dashboard asks about it on every call. Each dimension's
+    /// spend (in name order) is merged with its judged series (also in name order), names
+    /// compared as bytes. The total comes first, so whether its causes are wanted is known
+    /// before the series they come from are judged.
     fn judge_last_day(&self, spent: &Spent, day: &str) -> Vec<SpendAnomaly> {
         use std::cmp::Ordering;
         let mut out = Vec::new();
