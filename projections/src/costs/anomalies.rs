@@ -838,23 +838,37 @@ fn past(tree: &sled::Tree, before: &[String], window: usize, stamp: Stamp) -> Ar
             None => None,
         }
     };
-    let series = match stale {
+    let (series, spent) = match stale {
         Some(Cached {
             stamp: old,
             mut series,
+            past,
             ..
         }) => {
             for index in changed_days(&old, &stamp, before) {
                 update_day(&mut series, tree, before, index);
             }
-            series
+            // The last day is the span's next: its kept spend carries over (a late event
+            // changed the days before it), and its watch holds what was written since.
+            let spent = past
+                .last
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .spent
+                .take();
+            (series, spent)
         }
         None => {
             BASELINES_COMPUTED.fetch_add(1, Ordering::Relaxed);
-            series_of(tree, before)
+            (series_of(tree, before), None)
         }
     };
     let computed = Arc::new(Past::new(&series, before, window));
+    computed
+        .last
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .spent = spent;
     let mut cache = lock();
     if cache.tree.as_ref().is_some_and(|t| same_tree(t, tree)) {
         cache.entries.retain(|c| c.span != span);
