@@ -267,12 +267,6 @@ pub(crate) struct PerformanceAlerts {
 }
 
 impl PerformanceAlerts {
-    fn of(alerts: Vec<Alert>) -> Self {
-        let mut out = Self::default();
-        alerts.into_iter().for_each(|a| out.insert(a));
-        out
-    }
-
     /// Adds `alert`, in place of its operator's previous one.
     fn insert(&mut self, alert: Alert) {
         debug_assert!(
@@ -329,14 +323,14 @@ impl PerformanceCache {
     fn new(models: &ReadModels, threshold: f64, as_of: Timestamp) -> Self {
         let tree = &models.profiles;
         let watch = KeyWatch::start(tree, profiles::SUMMARY_PREFIX);
-        let mut below = Vec::new();
+        let mut below = PerformanceAlerts::default();
         let candidates = profiles::below_recent_average(tree, threshold).into_iter();
         evaluate_performance(candidates, models, threshold, as_of, &mut below);
         Self {
             tree: tree.clone(),
             threshold_bits: threshold.to_bits(),
             watch,
-            alerts: Arc::new(PerformanceAlerts::of(below)),
+            alerts: Arc::new(below),
         }
     }
 
@@ -355,14 +349,18 @@ impl PerformanceCache {
             return Some(0);
         }
         let alerts = Arc::make_mut(&mut self.alerts);
-        for operator in keys.iter().filter_map(|k| profiles::summary_operator(k)) {
-            alerts.remove(&operator);
-            let summary = profiles::performance_summary(&models.profiles, &operator);
-            let mut out = Vec::new();
-            let candidate = summary.map(|s| (operator, s)).into_iter();
-            evaluate_performance(candidate, models, threshold, as_of, &mut out);
-            out.into_iter().for_each(|a| alerts.insert(a));
-        }
+        let operators: Vec<String> = keys
+            .iter()
+            .filter_map(|k| profiles::summary_operator(k))
+            .collect();
+        operators
+            .iter()
+            .for_each(|operator| alerts.remove(operator));
+        let candidates = operators.into_iter().filter_map(|operator| {
+            let summary = profiles::performance_summary(&models.profiles, &operator)?;
+            Some((operator, summary))
+        });
+        evaluate_performance(candidates, models, threshold, as_of, alerts);
         Some(keys.len())
     }
 }
@@ -381,10 +379,10 @@ fn performance_alerts(
         .is_some_and(|latest| latest > as_of)
     {
         // A question about the past: sessions started since are set aside per operator.
-        let mut all = Vec::new();
+        let mut all = PerformanceAlerts::default();
         let candidates = profiles::performance_summaries(tree);
         evaluate_performance(candidates, models, threshold, as_of, &mut all);
-        return Arc::new(PerformanceAlerts::of(all));
+        return Arc::new(all);
     }
     let mut cache = PERFORMANCE_CACHE
         .lock()
@@ -400,14 +398,14 @@ fn performance_alerts(
     alerts
 }
 
-/// One alert for each of `candidates` whose mean over its last sessions started by `as_of`
-/// is below `threshold`.
+/// Adds one alert for each of `candidates` whose mean over its last sessions started by
+/// `as_of` is below `threshold`.
 fn evaluate_performance(
     candidates: impl Iterator<Item = (String, PerformanceSummary)>,
     models: &ReadModels,
     threshold: f64,
     as_of: Timestamp,
-    out: &mut Vec<Alert>,
+    out: &mut PerformanceAlerts,
 ) {
     for (operator, summary) in candidates {
         // The fold keeps the latest sessions; the whole series is read only when some of
@@ -428,7 +426,7 @@ fn evaluate_performance(
         if average >= threshold {
             continue;
         }
-        out.push(Alert {
+        out.insert(Alert {
             // Keyed by the latest session: a new low session is a new alert to acknowledge.
             id: alert_id(&format!("performance:{operator}:{}", latest.session_id)),
             alert_type: AlertType::PerformanceIssue,
