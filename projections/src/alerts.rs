@@ -26,13 +26,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
-use crate::costs::anomalies::{self, same_tree, Severity};
+use crate::costs::anomalies::{self, Severity};
 use crate::costs::budgets::{self, period_key};
 use crate::dashboard::ReadModels;
 use crate::profiles::{self, decode, PerformanceSummary};
 use crate::runtime::{ApplyError, DeadLetter, Projector};
 use crate::view::View;
-use crate::watch::{KeyWatch, Written};
+use crate::watch::{same_tree, KeyWatch, Written};
 
 /// The projector's name (with its version).
 pub const NAME: &str = "alerts_v1";

@@ -10,8 +10,6 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 
-use crate::costs::anomalies::same_tree;
-
 /// Past this many keys noted and not yet taken, a watch stops noting and reports that
 /// everything may have changed: its cache is then rebuilt whole, which costs about what
 /// looking at that many keys would. It bounds a watch nobody asks (a dashboard opened once,
@@ -75,6 +73,12 @@ impl KeyWatch {
             *written = None;
         }
     }
+}
+
+/// Whether two handles are the same tree (not merely equal contents): what a cache of
+/// results computed from one tree checks before it answers for another.
+pub(crate) fn same_tree(a: &sled::Tree, b: &sled::Tree) -> bool {
+    std::ptr::eq(&**a, &**b)
 }
 
 /// Notes that `keys` of `tree` were written (called by the commit, after its writes).

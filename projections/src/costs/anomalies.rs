@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use super::{Dim, Window};
 use crate::analytics::{mean, sample_variance};
-use crate::watch::{KeyWatch, Written};
+use crate::watch::{same_tree, KeyWatch, Written};
 
 /// One example request of the `expensive_requests` rule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -797,12 +797,6 @@ static BASELINES_COMPUTED: AtomicU64 = AtomicU64::new(0);
 /// first request of a day after a start, or after a rebuild), not per request.
 pub fn baselines_computed() -> u64 {
     BASELINES_COMPUTED.load(Ordering::Relaxed)
-}
-
-/// Whether two handles are the same tree (not merely equal contents): what a cache of
-/// results computed from one tree checks before it answers for another.
-pub(crate) fn same_tree(a: &sled::Tree, b: &sled::Tree) -> bool {
-    std::ptr::eq(&**a, &**b)
 }
 
 /// The [`Past`] of the span `before` (its days before the last) for `window` days, from the
